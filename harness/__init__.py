@@ -1,0 +1,1 @@
+"""Host-side harness: build, boot, hot-plug, test and measure memmap on memory."""

@@ -1,0 +1,148 @@
+"""Memory-hotplug operations on a running VM: host side (QMP) and guest side
+(sysfs through the agent)."""
+
+import time
+
+from .parsers import (parse_blocks, parse_meminfo, parse_vmstat,
+                      parse_zoneinfo)
+from .vm import VMError
+
+SYS_MEM = "/sys/devices/system/memory"
+BLOCKS_CMD = (f'for d in {SYS_MEM}/memory*; do '
+              'echo "${d##*/} $(cat $d/state) $(cat $d/valid_zones 2>/dev/null)"; done')
+GIB = 1 << 30
+MIB = 1 << 20
+KIB = 1 << 10
+
+
+def meminfo(vm):
+    return parse_meminfo(vm.run("cat /proc/meminfo"))
+
+
+def vmstat(vm):
+    return parse_vmstat(vm.run("cat /proc/vmstat"))
+
+
+def zoneinfo(vm):
+    return parse_zoneinfo(vm.run("cat /proc/zoneinfo"))
+
+
+def free_bytes(vm):
+    """Free memory including the per-CPU lists, with the per-CPU vmstat
+    deltas folded first: MemFree alone moves by hundreds of KiB as pages
+    wander between the buddy and the per-CPU lists."""
+    zones = parse_zoneinfo(vm.run("echo 1 >/proc/sys/vm/stat_refresh; cat /proc/zoneinfo"))
+    return sum(z.get("free", 0) + z["pcp"] for z in zones.values()) * 4096
+
+
+def blocks(vm):
+    return parse_blocks(vm.run(BLOCKS_CMD))
+
+
+def block_size(vm):
+    return int(vm.run(f"cat {SYS_MEM}/block_size_bytes").strip(), 16)
+
+
+def pageblock_order(vm):
+    for line in vm.run("cat /proc/pagetypeinfo").splitlines():
+        if line.startswith("Page block order:"):
+            return int(line.split(":")[1])
+    raise VMError("no 'Page block order' in /proc/pagetypeinfo")
+
+
+def param(vm, name):
+    return vm.run(f"cat /sys/module/memory_hotplug/parameters/{name}").strip()
+
+
+def set_blocks_state(vm, ids, state, timeout=600):
+    """Write state ('online_movable', 'online_kernel', 'online', 'offline')
+    to each block; returns guest seconds taken.  Fails on the first error."""
+    if not ids:
+        return 0.0
+    listing = " ".join(f"memory{i}" for i in sorted(ids))
+    script = (
+        "read t0 _ </proc/uptime\n"
+        f"for b in {listing}; do\n"
+        f"  echo {state} >{SYS_MEM}/$b/state || {{ echo \"FAILED $b\"; exit 1; }}\n"
+        "done\n"
+        "read t1 _ </proc/uptime\n"
+        'echo "SECONDS $t0 $t1"\n')
+    out = vm.run(script, timeout=timeout)
+    for line in out.splitlines():
+        if line.startswith("SECONDS"):
+            _, t0, t1 = line.split()
+            return float(t1) - float(t0)
+    raise VMError(f"no timing from guest: {out}")
+
+
+# ---- pc-dimm ----------------------------------------------------------
+def add_dimm(vm, dev, size, node=None):
+    vm.qmp.execute("object-add", **{"qom-type": "memory-backend-ram", "id": f"mem-{dev}",
+                                    "size": size, "reserve": False})
+    args = {"driver": "pc-dimm", "id": dev, "memdev": f"mem-{dev}"}
+    if node is not None:
+        args["node"] = node
+    vm.qmp.execute("device_add", **args)
+
+
+ADD_FAILED = ("add_memory failed", "acpi_memory_enable_device", "adding memory failed")
+
+
+# Blocks that exist and are linked to their node.  A block is created with
+# nid NUMA_NO_NODE and linked to its node only after every block of the
+# range exists; reading its valid_zones in between dereferences
+# NODE_DATA(NUMA_NO_NODE) in the base (seen: NULL pointer Oops in
+# default_kernel_zone_for_pfn), so the harness reads only state and the
+# node link until the add is complete.
+LINKED_CMD = (f"cd {SYS_MEM} && for d in memory*; do set -- $d/node*; "
+              '[ -e "$1" ] && echo "${d#memory}"; done; true')
+
+
+def linked_blocks(vm):
+    return {int(x) for x in vm.run(LINKED_CMD).split()}
+
+
+def wait_new_blocks(vm, before, count, timeout=300):
+    """Wait until `count` blocks beyond the set `before` exist and are linked
+    to their node (the add is complete).  Returns the new block ids.
+    Raises VMError if the guest reports that adding failed, dies, or the
+    blocks do not appear in time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        new = linked_blocks(vm) - set(before)
+        if len(new) >= count:
+            return sorted(new)
+        con = vm.console()
+        for marker in ADD_FAILED:
+            if marker in con:
+                raise VMError(f"guest reported '{marker}' after {len(new)} of {count} blocks")
+        if time.monotonic() > deadline:
+            raise VMError(f"only {len(new)} of {count} new memory blocks after {timeout}s")
+        time.sleep(0.5)
+
+
+def remove_dimm(vm, dev, timeout=120):
+    vm.qmp.execute("device_del", id=dev)
+    vm.qmp.wait_event("DEVICE_DELETED", timeout, lambda d: d.get("device") == dev)
+    vm.qmp.execute("object-del", id=f"mem-{dev}")
+
+
+# ---- virtio-mem -------------------------------------------------------
+def virtio_mem_size(vm, dev):
+    return vm.qmp.execute("qom-get", path=f"/machine/peripheral/{dev}", property="size")
+
+
+def set_virtio_mem(vm, dev, size, timeout=300):
+    """Ask the guest for `size` bytes plugged and wait until the device
+    reports it.  Returns the size reached (raises on timeout)."""
+    vm.qmp.execute("qom-set", path=f"/machine/peripheral/{dev}",
+                   property="requested-size", value=size)
+    deadline = time.monotonic() + timeout
+    while True:
+        vm._check_alive("virtio-mem resize")
+        got = virtio_mem_size(vm, dev)
+        if got == size:
+            return got
+        if time.monotonic() > deadline:
+            raise VMError(f"virtio-mem {dev}: size {got} != requested {size} after {timeout}s")
+        time.sleep(0.5)

@@ -1,0 +1,49 @@
+"""What the kernel should do, in numbers: the memmap arithmetic the tests
+hold the guest to.  Pure functions."""
+
+PAGE_SIZE = 4096
+STRUCT_PAGE_SIZE = 64          # x86_64, with or without MEMCG (16-byte aligned)
+PMD_SIZE = 2 << 20
+
+
+def div_round_up(a, b):
+    return -(-a // b)
+
+
+def memmap_bytes(block_bytes):
+    """Bytes of struct page needed to describe one memory block."""
+    return block_bytes // PAGE_SIZE * STRUCT_PAGE_SIZE
+
+
+def memmap_pages(block_bytes):
+    return div_round_up(memmap_bytes(block_bytes), PAGE_SIZE)
+
+
+def selfhosted_pages(block_bytes, mode, pageblock_pages):
+    """Pages at the start of each hot-added block that hold its memmap, as
+    the base kernel decides it (mm/memory_hotplug.c,
+    mhp_supports_memmap_on_memory()).  mode is '0', '1' or 'force'."""
+    if mode == "0":
+        return 0
+    nr = memmap_pages(block_bytes)
+    if mode == "force":
+        nr = div_round_up(nr, pageblock_pages) * pageblock_pages
+    if nr % pageblock_pages or memmap_bytes(block_bytes) % PMD_SIZE:
+        return 0
+    if nr == block_bytes // PAGE_SIZE:
+        return 0
+    return nr
+
+
+def usable_bytes(size, block_bytes, mode, pageblock_pages):
+    """MemTotal gained when `size` bytes of blocks are onlined."""
+    nblocks = size // block_bytes
+    return size - nblocks * selfhosted_pages(block_bytes, mode, pageblock_pages) * PAGE_SIZE
+
+
+def mode_from_param(value):
+    """/sys/module/memory_hotplug/parameters/memmap_on_memory -> mode."""
+    v = value.strip()
+    if v == "force":
+        return "force"
+    return "1" if v == "Y" else "0"

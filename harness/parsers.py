@@ -1,0 +1,217 @@
+"""Parsers for what the guest and QEMU print.  Pure functions, no I/O."""
+
+import json
+import re
+
+MEMINFO_LINE = re.compile(r"^(\w+(?:\(\w+\))?):\s+(\d+)(?:\s+kB)?$")
+
+
+def parse_meminfo(text):
+    """/proc/meminfo -> {field: bytes} (fields without a unit stay counts)."""
+    out = {}
+    for line in text.splitlines():
+        m = MEMINFO_LINE.match(line.strip())
+        if not m:
+            continue
+        value = int(m.group(2))
+        out[m.group(1)] = value * 1024 if line.rstrip().endswith("kB") else value
+    return out
+
+
+def parse_vmstat(text):
+    """/proc/vmstat -> {counter: int}."""
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
+            out[parts[0]] = int(parts[1])
+    return out
+
+
+ZONE_HEAD = re.compile(r"^Node (\d+), zone\s+(\w+)")
+
+
+def parse_zoneinfo(text):
+    """/proc/zoneinfo -> {(node, zone): {field: int}} for the per-zone
+    counters; 'pcp' is the sum of the per-CPU free lists ('count:'), pages
+    that are free but not in the buddy and so not in MemFree."""
+    zones = {}
+    cur = None
+    for line in text.splitlines():
+        m = ZONE_HEAD.match(line)
+        if m:
+            cur = zones.setdefault((int(m.group(1)), m.group(2)), {"pcp": 0})
+            continue
+        if cur is None:
+            continue
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == "count:" and parts[1].isdigit():
+            cur["pcp"] += int(parts[1])
+            continue
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] in (
+                "spanned", "present", "managed", "start_pfn", "free", "cma"):
+            cur[parts[0]] = int(parts[1])
+        elif len(parts) == 3 and parts[0] == "pages" and parts[1] == "free":
+            cur["free"] = int(parts[2])
+    return zones
+
+
+def parse_blocks(text):
+    """Lines 'memoryN STATE ZONES' (see guest.BLOCKS_CMD) -> {N: {...}}."""
+    blocks = {}
+    for line in text.splitlines():
+        parts = line.split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith("memory"):
+            continue
+        idx = parts[0][len("memory"):]
+        if not idx.isdigit():
+            continue
+        blocks[int(idx)] = {
+            "state": parts[1],
+            "zones": parts[2].split() if len(parts) > 2 else [],
+        }
+    return blocks
+
+
+class QMPError(Exception):
+    """A QMP command answered with an error object."""
+
+    def __init__(self, cls, desc):
+        super().__init__(f"{cls}: {desc}")
+        self.cls = cls
+        self.desc = desc
+
+
+def parse_qmp_message(line):
+    """One QMP line -> ('return', value) | ('error', QMPError) | ('event', msg)
+    | ('greeting', msg).  Raises ValueError for anything else."""
+    msg = json.loads(line)
+    if not isinstance(msg, dict):
+        raise ValueError(f"QMP message is not an object: {line!r}")
+    if "return" in msg:
+        return "return", msg["return"]
+    if "error" in msg:
+        err = msg["error"]
+        return "error", QMPError(err.get("class", "?"), err.get("desc", "?"))
+    if "event" in msg:
+        return "event", msg
+    if "QMP" in msg:
+        return "greeting", msg
+    raise ValueError(f"unknown QMP message: {line!r}")
+
+
+# KTAP (Documentation/dev-tools/ktap.rst), as KUnit and kselftest print it.
+KTAP_VERSION = re.compile(r"^\s*(?:KTAP|TAP) version \d+")
+KTAP_PLAN = re.compile(r"^\s*1\.\.(\d+)")
+KTAP_RESULT = re.compile(
+    r"^(\s*)(ok|not ok)\s+(\d+)\s*(?:-\s*)?([^#]*?)\s*(?:#\s*(\w+)\s*(.*))?$")
+CONSOLE_PREFIX = re.compile(r"^\[\s*\d+\.\d+\]\s?")
+
+
+def _strip_console(line):
+    return CONSOLE_PREFIX.sub("", line.rstrip("\r\n"))
+
+
+def parse_ktap(text):
+    """Find KTAP documents in console or program output.
+
+    Returns a list of top-level results: dicts with name, status
+    ('pass'|'fail'|'skip'), directive text, subtests (same shape), and a
+    'plan' for the number of subtests announced.  A document whose plan
+    promises more results than it printed (a crash mid-run) yields a
+    'fail' entry named '<missing N>' so that a truncated run cannot pass.
+    """
+    lines = [_strip_console(line) for line in text.splitlines()]
+    results = []
+    i = 0
+    while i < len(lines):
+        if KTAP_VERSION.match(lines[i]):
+            indent = len(lines[i]) - len(lines[i].lstrip())
+            doc, i = _parse_level(lines, i + 1, indent)
+            results.extend(doc)
+        else:
+            i += 1
+    return results
+
+
+def _parse_level(lines, i, indent):
+    """Parse results at one indentation level starting after a version line."""
+    results = []
+    plan = None
+    pending = []  # subtests seen for the next result at this level
+    while i < len(lines):
+        line = lines[i]
+        stripped = line.lstrip()
+        ind = len(line) - len(stripped)
+        if not stripped:
+            i += 1
+            continue
+        if KTAP_VERSION.match(line) and ind > indent:
+            sub, i = _parse_level(lines, i + 1, ind)
+            pending = sub
+            continue
+        if KTAP_VERSION.match(line) and ind <= indent:
+            break  # next document at this level
+        m = KTAP_PLAN.match(line)
+        if m and ind == indent and plan is None and not results:
+            plan = int(m.group(1))
+            i += 1
+            continue
+        m = KTAP_RESULT.match(line)
+        if m and len(m.group(1)) == indent:
+            directive = (m.group(5) or "").upper()
+            status = "pass" if m.group(2) == "ok" else "fail"
+            if directive == "SKIP":
+                status = "skip"
+            elif directive == "TODO":
+                status = "pass" if status == "pass" else "skip"
+            results.append({
+                "number": int(m.group(3)),
+                "name": m.group(4).strip(),
+                "status": status,
+                "directive": (m.group(6) or "").strip(),
+                "subtests": pending,
+            })
+            pending = []
+            i += 1
+            if plan is not None and len(results) >= plan:
+                break
+            continue
+        if m and len(m.group(1)) < indent:
+            break  # a result of an enclosing level
+        i += 1
+    if plan is not None and len(results) < plan:
+        results.append({"number": len(results) + 1,
+                        "name": f"<missing {plan - len(results)} of {plan}>",
+                        "status": "fail", "directive": "truncated output",
+                        "subtests": pending})
+    return results, i
+
+
+def ktap_totals(results):
+    """Count top-level results by status."""
+    totals = {"pass": 0, "fail": 0, "skip": 0}
+    for r in results:
+        totals[r["status"]] += 1
+    return totals
+
+
+WARN_PATTERNS = [
+    ("panic", re.compile(r"Kernel panic - not syncing")),
+    ("bug", re.compile(r"\bBUG: |kernel BUG at")),
+    ("warn", re.compile(r"WARNING: CPU: \d+ PID: \d+|------------\[ cut here \]")),
+    ("oom", re.compile(r"invoked oom-killer|Out of memory")),
+    ("lockdep", re.compile(r"possible (?:recursive|circular) locking|INFO: possible")),
+    ("kasan", re.compile(r"BUG: KASAN")),
+]
+
+
+def console_problems(text):
+    """Return [(kind, line)] for every splat line in a console log."""
+    found = []
+    for line in text.splitlines():
+        for kind, rx in WARN_PATTERNS:
+            if rx.search(line):
+                found.append((kind, _strip_console(line)))
+                break
+    return found

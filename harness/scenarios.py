@@ -1,0 +1,202 @@
+"""Scenario tests: each boots a guest, does something a VM operator would
+do, and records checks.  Registered in SCENARIOS by name."""
+
+import os
+import statistics
+import time
+
+from . import guest, model
+from .guest import GIB, KIB, MIB
+from .parsers import ktap_totals, parse_ktap
+from .vm import VM, VMError
+
+SCENARIOS = {}
+
+
+def scenario(name, doc):
+    def reg(fn):
+        SCENARIOS[name] = (fn, doc)
+        return fn
+    return reg
+
+
+class Context:
+    """Where the kernel and image are and where runs go."""
+
+    def __init__(self, kernel, initrd, rundir, accel="tcg"):
+        self.kernel = kernel
+        self.initrd = initrd
+        self.rundir = rundir
+        self.accel = accel
+
+    def vm(self, name, append="", **kw):
+        return VM(name, self.kernel, self.initrd, os.path.join(self.rundir, name),
+                  append=append, accel=self.accel, **kw)
+
+
+def settled_meminfo(vm, reads=3):
+    """meminfo plus 'Free' (free pages including the per-CPU lists, see
+    guest.free_bytes), both free figures the median of a few reads."""
+    samples = []
+    for _ in range(reads):
+        info = guest.meminfo(vm)
+        info["Free"] = guest.free_bytes(vm)
+        samples.append(info)
+        time.sleep(0.2)
+    info = dict(samples[-1])
+    for key in ("MemFree", "Free"):
+        info[key] = statistics.median(s[key] for s in samples)
+    return info
+
+
+def hotadd(vm, size, zone="online_movable", dev="d0", timeout=300):
+    """Hot-add a pc-dimm, measure, online it.  Returns a dict of numbers."""
+    bs = guest.block_size(vm)
+    before = settled_meminfo(vm)
+    b0 = guest.linked_blocks(vm)
+    t0 = time.monotonic()
+    guest.add_dimm(vm, dev, size)
+    new = guest.wait_new_blocks(vm, b0, size // bs, timeout)
+    add_s = time.monotonic() - t0
+    added = settled_meminfo(vm)
+    online_s = guest.set_blocks_state(vm, new, zone, timeout)
+    online = settled_meminfo(vm)
+    states = guest.blocks(vm)
+    return {
+        "size": size, "block_size": bs, "blocks": new,
+        "memtotal_before": before["MemTotal"], "memfree_before": before["MemFree"],
+        "free_before": before["Free"],
+        "consumed": before["Free"] - added["Free"],
+        "consumed_per_gib": (before["Free"] - added["Free"]) / (size / GIB),
+        "memfree_drop": before["MemFree"] - added["MemFree"],
+        "memtotal_gain": online["MemTotal"] - before["MemTotal"],
+        "add_seconds": add_s, "online_seconds": online_s,
+        "online_blocks": sum(1 for b in new if states[b]["state"] == "online"),
+    }
+
+
+def remove(vm, blocks, dev="d0", timeout=300):
+    """Offline the blocks, unplug the DIMM, wait until its blocks are gone."""
+    guest.set_blocks_state(vm, blocks, "offline", timeout)
+    guest.remove_dimm(vm, dev, timeout)
+    deadline = time.monotonic() + timeout
+    while set(blocks) & guest.linked_blocks(vm):
+        if time.monotonic() > deadline:
+            raise VMError(f"blocks of {dev} still present {timeout}s after device_del")
+        time.sleep(0.5)
+    return settled_meminfo(vm)
+
+
+def check_console(res, name, vm, allow=()):
+    bad = [p for p in vm.problems() if p[0] not in allow]
+    res.check(f"{name}: console has no WARN/BUG/OOM", not bad,
+              "; ".join(f"{k}: {line}" for k, line in bad[:3]) or vm.console_path)
+
+
+def kib_per_gib(v):
+    return f"{v / KIB:.1f} KiB/GiB"
+
+
+def dimm_roundtrip(ctx, res, name, mode, size=2 * GIB):
+    """Boot with memmap_on_memory=mode, add + online + offline + remove."""
+    with ctx.vm(name, f"memory_hotplug.memmap_on_memory={mode}") as vm:
+        got_mode = model.mode_from_param(guest.param(vm, "memmap_on_memory"))
+        res.check(f"{name}: parameter reads back as {mode}", got_mode == mode, f"got {got_mode}")
+        pb_pages = 1 << guest.pageblock_order(vm)
+        r = hotadd(vm, size)
+        bs = r["block_size"]
+        per_block = model.selfhosted_pages(bs, mode, pb_pages)
+        if mode == "0":
+            res.check(f"{name}: boot memory drops >= 15 MiB per GiB added",
+                      r["consumed_per_gib"] >= 15 * MIB, kib_per_gib(r["consumed_per_gib"]))
+        else:
+            res.check(f"{name}: boot memory drops <= 256 KiB per GiB added",
+                      r["consumed_per_gib"] <= 256 * KIB, kib_per_gib(r["consumed_per_gib"]))
+            res.check(f"{name}: each block hosts its memmap ({per_block} pages)",
+                      per_block > 0, f"block {bs // MIB} MiB, pageblock {pb_pages} pages")
+        want = model.usable_bytes(size, bs, mode, pb_pages)
+        res.check(f"{name}: MemTotal grows by exactly {want // KIB} KiB",
+                  r["memtotal_gain"] == want, f"grew {r['memtotal_gain'] // KIB} KiB")
+        res.check(f"{name}: all {len(r['blocks'])} blocks online",
+                  r["online_blocks"] == len(r["blocks"]) == size // bs,
+                  f"{r['online_blocks']} online")
+        after = remove(vm, r["blocks"])
+        res.check(f"{name}: MemTotal back to its value before the add",
+                  after["MemTotal"] == r["memtotal_before"],
+                  f"{(after['MemTotal'] - r['memtotal_before']) // KIB:+d} KiB")
+        res.check(f"{name}: free memory back within 1 MiB",
+                  abs(after["Free"] - r["free_before"]) <= MIB,
+                  f"{(after['Free'] - r['free_before']) / KIB:+.0f} KiB")
+        check_console(res, name, vm)
+        return r
+
+
+@scenario("dimm-mode0", "memmap_on_memory=0: 2 GiB pc-dimm costs boot memory; remove returns all")
+def sc_dimm0(ctx, res):
+    dimm_roundtrip(ctx, res, "dimm-mode0", "0")
+
+
+@scenario("dimm-mode1", "memmap_on_memory=1: 2 GiB pc-dimm self-hosts its memmap; remove returns all")
+def sc_dimm1(ctx, res):
+    dimm_roundtrip(ctx, res, "dimm-mode1", "1")
+
+
+@scenario("dimm-force", "memmap_on_memory=force: as =1, with the documented per-block waste")
+def sc_dimm_force(ctx, res):
+    dimm_roundtrip(ctx, res, "dimm-force", "force")
+
+
+def big_dimm(ctx, res, name, mode, size=64 * GIB, timeout=300):
+    """One 64 GiB DIMM into a 256 MiB guest: returns (ok, how)."""
+    vm = ctx.vm(name, f"memory_hotplug.memmap_on_memory={mode}")
+    with vm:
+        try:
+            r = hotadd(vm, size, timeout=timeout)
+        except (VMError, OSError) as e:
+            problems = vm.problems()
+            kinds = sorted({k for k, _ in problems})
+            how = ("QEMU exited (guest panic)" if not vm.alive() else "add failed")
+            first = str(e).splitlines()[0]
+            for marker in ("deadlocked on memory", "Out of memory", "add_memory failed"):
+                if marker in vm.console():
+                    first = marker
+                    break
+            return False, f"{how}: {first}" + (f" [{', '.join(kinds)}]" if kinds else ""), None, vm
+        return True, "added and onlined", r, vm
+
+
+@scenario("big-mode0", "64 GiB pc-dimm into 256 MiB with =0: failure observed, never a hang")
+def sc_big0(ctx, res):
+    t0 = time.monotonic()
+    ok, how, _, _ = big_dimm(ctx, res, "big-mode0", "0")
+    res.check("big-mode0: the add fails and the failure is observed", not ok, how)
+    res.check("big-mode0: observed within the timeout", time.monotonic() - t0 < 420,
+              f"{time.monotonic() - t0:.0f}s")
+
+
+@scenario("big-mode1", "64 GiB pc-dimm into 256 MiB with =1: succeeds, every block online")
+def sc_big1(ctx, res):
+    ok, how, r, vm = big_dimm(ctx, res, "big-mode1", "1")
+    res.check("big-mode1: the add succeeds", ok, how)
+    if r:
+        res.check("big-mode1: all 512 blocks online",
+                  r["online_blocks"] == len(r["blocks"]) == 64 * GIB // r["block_size"],
+                  f"{r['online_blocks']} of {len(r['blocks'])} online, "
+                  f"{kib_per_gib(r['consumed_per_gib'])}")
+        check_console(res, "big-mode1", vm)
+
+
+@scenario("kunit", "KUnit suites built into the kernel: each suite is one test")
+def sc_kunit(ctx, res):
+    with ctx.vm("kunit", slots=0) as vm:
+        con = vm.console()
+    suites = parse_ktap(con)
+    if not suites:
+        res.fail("kunit: KTAP output on the console", f"none found in {vm.console_path}")
+        return
+    for s in suites:
+        t = ktap_totals(s["subtests"])
+        detail = f"{t['pass']} passed, {t['fail']} failed, {t['skip']} skipped"
+        if s["directive"]:
+            detail += f" ({s['directive']})"
+        res.record(f"kunit: {s['name']}", s["status"], detail)

@@ -1,0 +1,220 @@
+"""Run a guest under QEMU: console to a file, an agent on the second serial
+port for commands, QMP for hot-plug.  Every wait has a hard timeout and the
+QEMU process never outlives the VM object."""
+
+import base64
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+from .parsers import console_problems
+from .qmp import QMPClient
+
+QEMU = "qemu-system-x86_64"
+BASE_APPEND = "console=ttyS0 panic=-1 printk.time=1 loglevel=7"
+
+
+class VMError(Exception):
+    """The guest did not boot, died or stopped answering."""
+
+
+def size_arg(nbytes):
+    return str(int(nbytes))
+
+
+class VM:
+    def __init__(self, name, kernel, initrd, rundir, append="", mem_mib=256,
+                 slots=8, maxmem_gib=300, smp=2, virtio_mem=(), numa_nodes=1,
+                 boot_timeout=180, accel="tcg"):
+        self.name = name
+        self.kernel = kernel
+        self.initrd = initrd
+        self.rundir = rundir
+        self.append = append
+        self.mem_mib = mem_mib
+        self.slots = slots
+        self.maxmem_gib = maxmem_gib
+        self.smp = smp
+        self.virtio_mem = list(virtio_mem)
+        self.numa_nodes = numa_nodes
+        self.boot_timeout = boot_timeout
+        self.accel = accel
+        self.proc = None
+        self.qmp = None
+        self.agent = None
+        self.agent_buf = ""
+        self.seq = 0
+        self.console_path = os.path.join(rundir, "console.log")
+
+    # ---- life cycle -------------------------------------------------
+    def command_line(self):
+        mem = f"{self.mem_mib}M"
+        if self.slots:
+            mem += f",slots={self.slots},maxmem={self.maxmem_gib}G"
+        args = [QEMU, "-accel", self.accel, "-M", "q35", "-cpu", "max",
+                "-smp", str(self.smp), "-m", mem,
+                "-nodefaults", "-display", "none", "-vga", "none", "-no-reboot",
+                "-kernel", self.kernel, "-initrd", self.initrd,
+                "-append", f"{BASE_APPEND} {self.append}".strip(),
+                "-chardev", f"file,id=con,path={self.console_path}",
+                "-serial", "chardev:con",
+                "-chardev", f"socket,id=agent,path={self.sock('agent')},server=on,wait=off",
+                "-serial", "chardev:agent",
+                "-qmp", f"unix:{self.sock('qmp')},server=on,wait=off"]
+        if self.numa_nodes > 1:
+            args += ["-object", f"memory-backend-ram,id=boot-ram,size={mem.split(',')[0]}"]
+            args += ["-numa", "node,nodeid=0,memdev=boot-ram"]
+            for n in range(1, self.numa_nodes):
+                args += ["-numa", f"node,nodeid={n}"]
+        for i, vm in enumerate(self.virtio_mem):
+            dev = vm["id"]
+            args += ["-object", f"memory-backend-ram,id=mem-{dev},size={vm['size']},reserve=off",
+                     "-device", f"virtio-mem-pci,id={dev},memdev=mem-{dev},requested-size=0"
+                     + (f",node={vm['node']}" if "node" in vm else "")
+                     + (f",block-size={vm['block_size']}" if "block_size" in vm else "")]
+        return args
+
+    def sock(self, what):
+        return os.path.join(self.rundir, f"{what}.sock")
+
+    def start(self):
+        if shutil.which(QEMU) is None:
+            raise VMError(f"{QEMU} not found; run 'apt-get install qemu-system-x86'")
+        for path in (self.kernel, self.initrd):
+            if not os.path.exists(path):
+                raise VMError(f"{path} missing; run 'make kernel' first")
+        os.makedirs(self.rundir, exist_ok=True)
+        for what in ("agent", "qmp"):
+            if os.path.exists(self.sock(what)):
+                os.unlink(self.sock(what))
+        with open(os.path.join(self.rundir, "qemu.cmd"), "w") as f:
+            f.write(" ".join(self.command_line()) + "\n")
+        self.qemu_log = open(os.path.join(self.rundir, "qemu.log"), "w")
+        self.proc = subprocess.Popen(self.command_line(), stdin=subprocess.DEVNULL,
+                                     stdout=self.qemu_log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.monotonic() + 20
+        try:
+            self.qmp = QMPClient(self.sock("qmp"),
+                                 log=open(os.path.join(self.rundir, "qmp.log"), "w"))
+            self.qmp.connect(deadline)
+            self.agent = self._connect_agent(deadline)
+            self._wait_agent("@@READY@@", time.monotonic() + self.boot_timeout, "boot")
+        except Exception as e:
+            self.kill()
+            raise VMError(f"guest did not boot: {e}; console: {self.console_path}") from e
+        return self
+
+    def _connect_agent(self, deadline):
+        while True:
+            self._check_alive("start")
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect(self.sock("agent"))
+                return s
+            except OSError:
+                s.close()
+                if time.monotonic() > deadline:
+                    raise TimeoutError("agent socket never appeared")
+                time.sleep(0.1)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def _check_alive(self, doing):
+        if not self.alive():
+            tail = self.console_tail()
+            raise VMError(f"QEMU exited during {doing} (status "
+                          f"{self.proc.returncode if self.proc else '?'}); last console lines:\n{tail}")
+
+    def console(self):
+        try:
+            with open(self.console_path, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def console_tail(self, n=15):
+        return "\n".join(self.console().splitlines()[-n:])
+
+    def problems(self):
+        return console_problems(self.console())
+
+    def stop(self, timeout=20):
+        """Power the guest off cleanly; kill QEMU if that does not work."""
+        if self.alive():
+            try:
+                self._send("poweroff -f")
+            except Exception:
+                pass
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+        for c in (self.qmp, self.agent):
+            if c is not None:
+                try:
+                    c.close()
+                except OSError:
+                    pass
+        self.qmp = self.agent = None
+        if getattr(self, "qemu_log", None):
+            self.qemu_log.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # ---- agent ------------------------------------------------------
+    def _send(self, script):
+        self.seq += 1
+        tok = f"t{self.seq}"
+        b64 = base64.b64encode(script.encode()).decode()
+        self.agent.sendall(f"{tok} {b64}\n".encode())
+        return tok
+
+    def _wait_agent(self, marker, deadline, doing):
+        while marker not in self.agent_buf:
+            self._check_alive(doing)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise VMError(f"timed out during {doing}; last console lines:\n{self.console_tail()}")
+            self.agent.settimeout(min(left, 0.5))
+            try:
+                chunk = self.agent.recv(65536)
+            except socket.timeout:
+                continue
+            if not chunk:
+                raise VMError(f"agent connection closed during {doing}")
+            self.agent_buf += chunk.decode(errors="replace").replace("\r", "")
+        before, self.agent_buf = self.agent_buf.split(marker, 1)
+        return before
+
+    def run(self, script, timeout=120, check=True):
+        """Run a shell script in the guest; return its output (rc with check=False)."""
+        try:
+            tok = self._send(script)
+        except OSError as e:
+            self._check_alive(f"'{script[:60]}'")
+            raise VMError(f"agent connection lost: {e}") from e
+        out = self._wait_agent(f"@@{tok} ", time.monotonic() + timeout, f"'{script[:60]}'")
+        rest = self._wait_agent("@@", time.monotonic() + 5, "reply")
+        self.agent_buf = self.agent_buf.lstrip("\n")
+        rc = int(rest.strip() or "255")
+        if check and rc != 0:
+            raise VMError(f"guest command failed (rc {rc}): {script[:200]}\n{out}")
+        return out if check else (rc, out)

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Build a kernel from build/linux out of tree.
+#   build.sh [-c CONFIG]... [-o OUTDIR]
+# Each -c names a fragment in configs/ (default: main).  The fragments are
+# merged onto 'tinyconfig'; after 'olddefconfig' every option they set must
+# have survived, otherwise the build stops and names the ones that did not.
+# Output: OUTDIR/arch/x86/boot/bzImage; full log in OUTDIR/build.log.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+configs=()
+out=
+while [ $# -gt 0 ]; do
+	case $1 in
+	-c) configs+=("$2"); shift 2 ;;
+	-o) out=$2; shift 2 ;;
+	*) die "unknown argument '$1' (usage: build.sh [-c CONFIG]... [-o OUTDIR])" ;;
+	esac
+done
+[ ${#configs[@]} -gt 0 ] || configs=(main)
+[ -n "$out" ] || out=$BUILD/out/$(IFS=+; echo "${configs[*]}")
+[ -f "$TREE/Makefile" ] || die "no kernel tree in $TREE; run 'make tree' first"
+frags=()
+for c in "${configs[@]}"; do
+	f=$ROOT/configs/$c.config
+	[ -f "$f" ] || die "unknown config '$c': no file configs/$c.config (have: $(cd "$ROOT/configs" && ls -- *.config | sed 's/\.config$//' | xargs))"
+	frags+=("$f")
+done
+
+mkdir -p "$out"
+log=$out/build.log
+: >"$log"
+cc=gcc
+if command -v ccache >/dev/null; then
+	cc="ccache gcc"
+	export CCACHE_BASEDIR=$ROOT CCACHE_NOHASHDIR=1
+	ccache -M 8G >/dev/null 2>&1 || true
+fi
+kmake() {
+	make -C "$TREE" O="$out" CC="$cc" HOSTCC=gcc -j"$(nproc)" "$@" >>"$log" 2>&1
+}
+
+say "configuring $out (tinyconfig + ${configs[*]})"
+kmake tinyconfig || die "tinyconfig failed; see $log"
+(cd "$out" && "$TREE/scripts/kconfig/merge_config.sh" -m -O "$out" .config "${frags[@]}") >>"$log" 2>&1 ||
+	die "merge_config failed; see $log"
+kmake olddefconfig || die "olddefconfig failed; see $log"
+
+missing=()
+while IFS= read -r line; do
+	case $line in
+	CONFIG_*=*)
+		opt=${line%%=*}
+		want=${line#*=}
+		have=$(grep -E "^$opt=" "$out/.config" | cut -d= -f2- || true)
+		[ "$have" = "$want" ] || missing+=("$opt=$want (got ${have:-unset})")
+		;;
+	'# CONFIG_'*' is not set')
+		opt=${line#\# }
+		opt=${opt%% *}
+		grep -qE "^$opt=[ym]" "$out/.config" && missing+=("$opt unset (got set)")
+		;;
+	esac
+done < <(cat "${frags[@]}")
+[ ${#missing[@]} -eq 0 ] || die "options lost after olddefconfig: ${missing[*]}"
+
+say "building bzImage (log: ${log#"$ROOT"/})"
+kmake bzImage &
+pid=$!
+start=$(date +%s)
+while kill -0 "$pid" 2>/dev/null; do
+	sleep 10
+	n=$(grep -cE '^  (CC|AS|LD|AR)' "$log" || true)
+	printf '\r    %4ds  %6d objects' $(($(date +%s) - start)) "$n" >&2
+done
+printf '\n' >&2
+if ! wait "$pid"; then
+	grep -E 'error|Error' "$log" | head -20 >&2
+	die "kernel build failed; see $log"
+fi
+say "built $(du -h "$out/arch/x86/boot/bzImage" | cut -f1) bzImage in $(($(date +%s) - start))s"

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install what the build, the guest and the harness need from Debian 12.
+# The base kernel is pinned exactly (base.pin); QEMU must be 7.2.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+load_pin
+pkgs=(build-essential bc bison flex libelf-dev libssl-dev cpio xz-utils perl
+	ccache rsync git qemu-system-x86 busybox-static python3 python3-matplotlib)
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ "$(dpkg-query -W -f='${Version}' "$PACKAGE" 2>/dev/null || true)" = "$VERSION" ] || missing+=("$PACKAGE=$VERSION")
+if [ ${#missing[@]} -gt 0 ]; then
+	[ "$(id -u)" = 0 ] || die "missing packages (${missing[*]}); run 'make deps' as root"
+	say "installing: ${missing[*]}"
+	apt-get update -q >/dev/null || die "apt-get update failed"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+		--allow-downgrades "${missing[@]}" >/dev/null || die "apt-get install failed for: ${missing[*]}"
+fi
+qv=$(qemu-system-x86_64 --version 2>/dev/null | sed -n 's/^QEMU emulator version \([0-9]*\.[0-9]*\).*/\1/p')
+[ "$qv" = 7.2 ] || die "QEMU: expected 7.2 (Debian 12's qemu-system-x86), found ${qv:-none}"
+"$ROOT/scripts/base.sh" --verify

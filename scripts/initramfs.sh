@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Build the guest initramfs from Debian's busybox-static and guest/.
+#   initramfs.sh OUTPUT.cpio [EXTRA-DIR]
+# EXTRA-DIR, when given, is copied into the image root (kselftests etc.).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+out=${1:?usage: initramfs.sh OUTPUT.cpio [EXTRA-DIR]}
+extra=${2:-}
+bb=/bin/busybox
+[ -x "$bb" ] || die "no $bb; run 'apt-get install busybox-static'"
+if ldd "$bb" >/dev/null 2>&1; then
+	die "$bb is dynamically linked; run 'apt-get install busybox-static'"
+fi
+root=$(mktemp -d)
+trap 'rm -rf "$root"' EXIT
+mkdir -p "$root"/{bin,dev,proc,sys,tmp,root}
+cp "$bb" "$root/bin/busybox"
+install -m 0755 "$ROOT/guest/init" "$root/init"
+install -m 0755 "$ROOT/guest/agent" "$root/agent"
+if [ -n "$extra" ] && [ -d "$extra" ]; then
+	cp -a "$extra"/. "$root"/
+fi
+mkdir -p "$(dirname "$out")"
+(cd "$root" && find . -print0 | cpio --null -o -H newc --quiet) >"$out.tmp"
+mv "$out.tmp" "$out"

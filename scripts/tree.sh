@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Make build/linux = base commit + 'git am' of every patch in patches/series.
+# Skips the work when the tree already holds exactly this series.  Refuses
+# to throw away commits in build/linux that were never exported.
+#   tree.sh [--force]
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+force=${1:-}
+[ -z "$force" ] || [ "$force" = --force ] || die "unknown argument '$force' (usage: tree.sh [--force])"
+
+"$ROOT/scripts/base.sh"
+series=$ROOT/patches/series
+[ -f "$series" ] || die "no patches/series file"
+mapfile -t patches < <(grep -vE '^\s*(#|$)' "$series" | grep -v '^0000-cover-letter\.patch$' || true)
+for p in "${patches[@]}"; do
+	[ -f "$ROOT/patches/$p" ] || die "patches/series lists '$p' but patches/$p does not exist"
+done
+
+stamp_file=$TREE/.git/series.applied   # "<patches digest> <resulting HEAD>"
+digest=$( (cat "$ROOT/base.pin"; for p in "${patches[@]}"; do cat "$ROOT/patches/$p"; done) | sha256sum | cut -d' ' -f1)
+head=$(git -C "$TREE" rev-parse HEAD)
+read -r old_digest old_head <"$stamp_file" 2>/dev/null || old_digest=
+if [ "$old_digest" = "$digest" ] && [ "$old_head" = "$head" ] && git -C "$TREE" diff --quiet HEAD; then
+	say "build/linux already holds the series (${#patches[@]} patches)"
+	exit 0
+fi
+if [ "$force" != --force ] && [ -n "$old_head" ] && [ "$head" != "$old_head" ] &&
+	[ -n "$(git -C "$TREE" rev-list "$old_head..HEAD" 2>/dev/null)" ]; then
+	die "build/linux has commits that are not in patches/ (run 'make export' to keep them, or 'make tree FORCE=1' to drop them)"
+fi
+
+say "resetting build/linux to the base and applying ${#patches[@]} patches"
+git -C "$TREE" am --abort >/dev/null 2>&1 || true
+git -C "$TREE" checkout -q -f -B series base
+git -C "$TREE" clean -q -f -d -x
+for p in "${patches[@]}"; do
+	if ! git -C "$TREE" "${GIT_ID[@]}" am -q --committer-date-is-author-date "$ROOT/patches/$p" >"$BUILD/am.log" 2>&1; then
+		git -C "$TREE" am --abort >/dev/null 2>&1 || true
+		sed 's/^/    /' "$BUILD/am.log" | head -15 >&2
+		rm -f "$stamp_file"
+		die "patch $p does not apply to the base + the patches before it"
+	fi
+done
+echo "$digest $(git -C "$TREE" rev-parse HEAD)" >"$stamp_file"

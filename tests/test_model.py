@@ -1,0 +1,32 @@
+"""The memmap arithmetic the scenario tests hold the kernel to."""
+
+import unittest
+
+from harness import model
+
+MIB = 1 << 20
+GIB = 1 << 30
+
+
+class ModelTest(unittest.TestCase):
+    def test_memmap_of_a_128m_block_is_one_pmd(self):
+        self.assertEqual(model.memmap_bytes(128 * MIB), 2 * MIB)
+        self.assertEqual(model.memmap_pages(128 * MIB), 512)
+
+    def test_modes_with_2m_pageblocks(self):
+        self.assertEqual(model.selfhosted_pages(128 * MIB, "0", 512), 0)
+        self.assertEqual(model.selfhosted_pages(128 * MIB, "1", 512), 512)
+        self.assertEqual(model.selfhosted_pages(128 * MIB, "force", 512), 512)
+
+    def test_modes_with_4m_pageblocks(self):
+        # the base: =1 needs whole pageblocks, =force pads to one
+        self.assertEqual(model.selfhosted_pages(128 * MIB, "1", 1024), 0)
+        self.assertEqual(model.selfhosted_pages(128 * MIB, "force", 1024), 1024)
+
+    def test_usable_share(self):
+        self.assertEqual(model.usable_bytes(2 * GIB, 128 * MIB, "1", 512), 2 * GIB * 63 // 64)
+        self.assertEqual(model.usable_bytes(2 * GIB, 128 * MIB, "0", 512), 2 * GIB)
+
+    def test_mode_from_param(self):
+        self.assertEqual([model.mode_from_param(v) for v in ("Y\n", "N", "force")],
+                         ["1", "0", "force"])

@@ -1,0 +1,157 @@
+"""Unit tests of the harness parsers, on output recorded from real guests
+and QEMU (tests/samples/) plus hand-made edge cases."""
+
+import os
+import unittest
+
+from harness import parsers
+from harness.parsers import QMPError
+
+SAMPLES = os.path.join(os.path.dirname(__file__), "samples")
+
+
+def sample(name):
+    with open(os.path.join(SAMPLES, name)) as f:
+        return f.read()
+
+
+class MeminfoTest(unittest.TestCase):
+    def test_recorded(self):
+        m = parsers.parse_meminfo(sample("meminfo.txt"))
+        self.assertGreater(m["MemTotal"], 128 << 20)
+        self.assertEqual(m["MemTotal"] % 1024, 0)          # kB became bytes
+        self.assertLessEqual(m["MemFree"], m["MemTotal"])
+        self.assertIn("HugePages_Total", m)
+        self.assertLess(m["HugePages_Total"], 1024)         # a count, not bytes
+
+    def test_units(self):
+        m = parsers.parse_meminfo("MemTotal:  1000 kB\nHugePages_Free:  3\nbogus line\n")
+        self.assertEqual(m, {"MemTotal": 1024000, "HugePages_Free": 3})
+
+
+class VmstatTest(unittest.TestCase):
+    def test_recorded(self):
+        v = parsers.parse_vmstat(sample("vmstat.txt"))
+        self.assertIn("nr_free_pages", v)
+        self.assertIn("nr_memmap_pages", v)
+        self.assertTrue(all(isinstance(x, int) for x in v.values()))
+
+    def test_ignores_garbage(self):
+        self.assertEqual(parsers.parse_vmstat("a 1\nb\nc x\nd -2\n"), {"a": 1, "d": -2})
+
+
+class ZoneinfoTest(unittest.TestCase):
+    def test_recorded(self):
+        z = parsers.parse_zoneinfo(sample("zoneinfo.txt"))
+        self.assertIn((0, "Normal"), z)
+        self.assertIn((0, "Movable"), z)
+        n = z[(0, "Normal")]
+        self.assertLessEqual(n["managed"], n["present"])
+        self.assertLessEqual(n["present"], n["spanned"])
+        self.assertIn("free", n)
+        self.assertGreater(z[(0, "Movable")]["pcp"], 0)   # per-CPU lists summed
+
+    def test_pcp_sum(self):
+        text = ("Node 0, zone   Normal\n  pages free     10\n  pagesets\n    cpu: 0\n"
+                "              count: 3\n    cpu: 1\n              count: 4\n"
+                "Node 1, zone  Movable\n  pages free     7\n        managed  9\n")
+        z = parsers.parse_zoneinfo(text)
+        self.assertEqual(z[(0, "Normal")], {"pcp": 7, "free": 10})
+        self.assertEqual(z[(1, "Movable")], {"pcp": 0, "free": 7, "managed": 9})
+
+
+class BlocksTest(unittest.TestCase):
+    def test_recorded(self):
+        b = parsers.parse_blocks(sample("blocks.txt"))
+        self.assertTrue(b)
+        self.assertTrue(all(v["state"] in ("online", "offline") for v in b.values()))
+        self.assertTrue(any(v["state"] == "offline" for v in b.values()))
+
+    def test_line(self):
+        b = parsers.parse_blocks("memory32 online Movable\nmemory5 offline\nmemoryX y\n")
+        self.assertEqual(b, {32: {"state": "online", "zones": ["Movable"]},
+                             5: {"state": "offline", "zones": []}})
+
+
+class QMPTest(unittest.TestCase):
+    def test_recorded(self):
+        kinds = [parsers.parse_qmp_message(line)[0]
+                 for line in sample("qmp.jsonl").splitlines() if line.strip()]
+        self.assertEqual(kinds[0], "greeting")
+        for k in ("return", "error", "event"):
+            self.assertIn(k, kinds)
+
+    def test_error_object(self):
+        kind, err = parsers.parse_qmp_message(
+            '{"error": {"class": "GenericError", "desc": "no such device"}}')
+        self.assertEqual(kind, "error")
+        self.assertIsInstance(err, QMPError)
+        self.assertEqual(err.desc, "no such device")
+
+    def test_rejects_unknown(self):
+        with self.assertRaises(ValueError):
+            parsers.parse_qmp_message('{"what": 1}')
+        with self.assertRaises(ValueError):
+            parsers.parse_qmp_message("[1, 2]")
+
+
+class KTAPTest(unittest.TestCase):
+    def test_kunit_console(self):
+        suites = parsers.parse_ktap(sample("console-kunit.log"))
+        self.assertTrue(suites)
+        s = suites[0]
+        self.assertEqual(s["status"], "pass")
+        self.assertTrue(s["subtests"])
+        self.assertTrue(all(t["status"] == "pass" for t in s["subtests"]))
+
+    def test_failed_and_skipped(self):
+        text = """KTAP version 1
+1..2
+    KTAP version 1
+    # Subtest: a
+    1..2
+    ok 1 one
+    not ok 2 two
+not ok 1 a
+    KTAP version 1
+    # Subtest: b
+    1..1
+    ok 1 only # SKIP no range given
+ok 2 b # SKIP no range given
+"""
+        r = parsers.parse_ktap(text)
+        self.assertEqual([x["status"] for x in r], ["fail", "skip"])
+        self.assertEqual([t["status"] for t in r[0]["subtests"]], ["pass", "fail"])
+        self.assertEqual(r[1]["directive"], "no range given")
+        self.assertEqual(parsers.ktap_totals(r), {"pass": 0, "fail": 1, "skip": 1})
+
+    def test_truncated_run_fails(self):
+        r = parsers.parse_ktap("KTAP version 1\n1..3\nok 1 a\n[   1.0] Kernel panic\n")
+        self.assertEqual([x["status"] for x in r], ["pass", "fail"])
+        self.assertIn("missing 2 of 3", r[1]["name"])
+
+    def test_kselftest_output(self):
+        text = "TAP version 13\n1..3\nok 1 first\nnot ok 2 second\nok 3 third # SKIP nothing to do\n"
+        r = parsers.parse_ktap(text)
+        self.assertEqual([(x["name"], x["status"]) for x in r],
+                         [("first", "pass"), ("second", "fail"), ("third", "skip")])
+
+    def test_no_ktap(self):
+        self.assertEqual(parsers.parse_ktap("just a boot log\nok 1 not ktap\n"), [])
+
+
+class ConsoleTest(unittest.TestCase):
+    def test_clean_boot(self):
+        self.assertEqual(parsers.console_problems(sample("console-kunit.log")), [])
+
+    def test_splats(self):
+        text = ("[    5.1] ------------[ cut here ]------------\n"
+                "[    5.2] WARNING: CPU: 0 PID: 1 at mm/x.c:1 f+0x1/0x2\n"
+                "[    6.0] bash invoked oom-killer: gfp_mask=0x0\n"
+                "[    7.0] Kernel panic - not syncing: System is deadlocked on memory\n")
+        kinds = [k for k, _ in parsers.console_problems(text)]
+        self.assertEqual(kinds, ["warn", "warn", "oom", "panic"])
+
+
+if __name__ == "__main__":
+    unittest.main()
