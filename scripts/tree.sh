@@ -19,7 +19,8 @@ done
 stamp_file=$TREE/.git/series.applied   # "<patches digest> <resulting HEAD>"
 digest=$( (cat "$ROOT/base.pin"; for p in "${patches[@]}"; do cat "$ROOT/patches/$p"; done) | sha256sum | cut -d' ' -f1)
 head=$(git -C "$TREE" rev-parse HEAD)
-read -r old_digest old_head <"$stamp_file" 2>/dev/null || old_digest=
+old_digest= old_head=
+[ ! -f "$stamp_file" ] || read -r old_digest old_head <"$stamp_file"
 if [ "$old_digest" = "$digest" ] && [ "$old_head" = "$head" ] && git -C "$TREE" diff --quiet HEAD; then
 	say "build/linux already holds the series (${#patches[@]} patches)"
 	exit 0
