@@ -19,6 +19,7 @@ while [ $# -gt 0 ]; do
 done
 [ ${#configs[@]} -gt 0 ] || configs=(main)
 [ -n "$out" ] || out=$BUILD/out/$(IFS=+; echo "${configs[*]}")
+out=$(realpath -m "$out")  # make -C changes directory: O= must be absolute
 [ -f "$TREE/Makefile" ] || die "no kernel tree in $TREE; run 'make tree' first"
 frags=()
 for c in "${configs[@]}"; do
