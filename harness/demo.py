@@ -107,6 +107,9 @@ def demo(ctx, outdir, sizes):
             "Seconds to online: guest clock, writing `online_movable` to each block.\n")
     report.write(outdir, "demo", {"machine": info, "sizes_gib": sizes, "rows": rows}, md)
     chart(os.path.join(outdir, "demo.png"), rows, sizes)
+    readme = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+    rel = os.path.relpath(outdir, os.path.dirname(readme))
+    report.update_readme(readme, "demo", f"![demo chart]({rel}/demo.png)\n\n{md}")
     print(md)
     print(f"# wrote {outdir}/demo.json, demo.md, demo.png")
     return 0 if any(r["ok"] for r in rows) else 1

@@ -40,3 +40,17 @@ def write(outdir, name, data, md):
         f.write("\n")
     with open(os.path.join(outdir, f"{name}.md"), "w") as f:
         f.write(md)
+
+
+def update_readme(readme, marker, text):
+    """Replace what stands between <!-- MARKER:begin --> and <!-- MARKER:end -->
+    in the README with text, so that it always shows the last run."""
+    begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
+    with open(readme) as f:
+        doc = f.read()
+    if begin not in doc or end not in doc:
+        raise ValueError(f"{readme} has no {begin} ... {end} section")
+    head, rest = doc.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    with open(readme, "w") as f:
+        f.write(f"{head}{begin}\n{text.strip()}\n{end}{tail}")
