@@ -39,7 +39,7 @@ check-series: deps
 kernel: tree
 	@scripts/build.sh -c main -o $(BUILD)/out/main
 
-initramfs: deps
+initramfs: tree
 	@scripts/initramfs.sh $(INITRD)
 
 unit:

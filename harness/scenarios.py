@@ -186,17 +186,81 @@ def sc_big1(ctx, res):
         check_console(res, "big-mode1", vm)
 
 
-@scenario("kunit", "KUnit suites built into the kernel: each suite is one test")
+def record_ktap(res, prefix, results, expand=()):
+    """One test per top-level KTAP result; suites named in `expand` count
+    each of their cases instead."""
+    for r in results:
+        if r["name"] in expand and r["subtests"]:
+            for c in r["subtests"]:
+                res.record(f"{prefix}: {r['name']}.{c['name']}", c["status"], c["directive"])
+            continue
+        detail = ""
+        if r["subtests"]:
+            t = ktap_totals(r["subtests"])
+            detail = f"{t['pass']} passed, {t['fail']} failed, {t['skip']} skipped"
+        if r["directive"]:
+            detail = (detail + f" ({r['directive']})").strip()
+        res.record(f"{prefix}: {r['name']}", r["status"], detail)
+
+
+KUNIT_SUITE = "memory_hotplug_memmap"
+KUNIT_DIMM_ADDR = 4 << 30     # where QEMU puts the first DIMM of a 256 MiB q35 guest
+
+
+@scenario("kunit", "KUnit at boot, per memmap_on_memory mode, with a cold-plugged DIMM "
+                   "left unadded for the hotplug cases")
 def sc_kunit(ctx, res):
-    with ctx.vm("kunit", slots=0) as vm:
-        con = vm.console()
-    suites = parse_ktap(con)
-    if not suites:
-        res.fail("kunit: KTAP output on the console", f"none found in {vm.console_path}")
-        return
-    for s in suites:
-        t = ktap_totals(s["subtests"])
-        detail = f"{t['pass']} passed, {t['fail']} failed, {t['skip']} skipped"
-        if s["directive"]:
-            detail += f" ({s['directive']})"
-        res.record(f"kunit: {s['name']}", s["status"], detail)
+    for i, mode in enumerate(("1", "0", "force")):
+        name = f"kunit-mode{mode}"
+        append = (f"acpi_no_memhotplug memory_hotplug_kunit.start={KUNIT_DIMM_ADDR:#x} "
+                  f"memory_hotplug.memmap_on_memory={mode}")
+        with ctx.vm(name, append, slots=2, maxmem_gib=4,
+                    dimms=[{"id": "kunit", "size": 128 * MIB}]) as vm:
+            addr = vm.qmp.execute("query-memory-devices")[0]["data"]["addr"]
+            con = vm.console()
+        if addr != KUNIT_DIMM_ADDR:
+            res.fail(f"{name}: DIMM at the address given to the test",
+                     f"QEMU put it at {addr:#x}, not {KUNIT_DIMM_ADDR:#x}")
+            continue
+        results = parse_ktap(con)
+        if not results:
+            res.fail(f"{name}: KTAP output on the console", f"none in {vm.console_path}")
+            continue
+        if not any(r["name"] == KUNIT_SUITE for r in results):
+            res.fail(f"{name}: suite {KUNIT_SUITE} ran", "not in the KTAP output "
+                     "(CONFIG_MEMORY_HOTPLUG_KUNIT_TEST missing from the kernel?)")
+        # the other suites do not depend on the mode: count them once
+        shown = results if i == 0 else [r for r in results if r["name"] == KUNIT_SUITE]
+        record_ktap(res, name, shown, expand=(KUNIT_SUITE,))
+        check_console(res, name, vm)
+
+
+KSELFTEST = "/kselftest/memory-hotplug/memmap_on_memory.sh"
+
+
+@scenario("kselftest", "memory-hotplug/memmap_on_memory.sh on a hot-added 512 MiB DIMM, "
+                       "with =1 and =0")
+def sc_kselftest(ctx, res):
+    for mode in ("1", "0"):
+        name = f"kselftest-mode{mode}"
+        with ctx.vm(name, f"memory_hotplug.memmap_on_memory={mode}") as vm:
+            if vm.run(f"[ -x {KSELFTEST} ] && echo yes || echo no").strip() != "yes":
+                res.fail(f"{name}: {KSELFTEST} in the guest image",
+                         "missing: the series does not add it?")
+                continue
+            b0 = guest.linked_blocks(vm)
+            guest.add_dimm(vm, "d0", 512 * MIB)
+            guest.wait_new_blocks(vm, b0, 512 * MIB // guest.block_size(vm))
+            rc, out = vm.run(KSELFTEST, timeout=300, check=False)
+            with open(os.path.join(ctx.rundir, name, "kselftest.log"), "w") as f:
+                f.write(out)
+            results = parse_ktap(out)
+            if rc == 4:
+                res.skip(f"{name}: memmap_on_memory.sh", out.strip().splitlines()[-1])
+            elif not results:
+                res.fail(f"{name}: memmap_on_memory.sh printed KTAP", f"exit {rc}: {out[-300:]}")
+            else:
+                record_ktap(res, name, results)
+                res.check(f"{name}: exit status agrees with its results",
+                          (rc == 0) == all(r["status"] != "fail" for r in results), f"exit {rc}")
+            check_console(res, name, vm)

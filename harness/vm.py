@@ -27,7 +27,7 @@ def size_arg(nbytes):
 
 class VM:
     def __init__(self, name, kernel, initrd, rundir, append="", mem_mib=256,
-                 slots=8, maxmem_gib=300, smp=2, virtio_mem=(), numa_nodes=1,
+                 slots=8, maxmem_gib=300, smp=2, virtio_mem=(), numa_nodes=1, dimms=(),
                  boot_timeout=180, accel="tcg"):
         self.name = name
         self.kernel = kernel
@@ -39,6 +39,7 @@ class VM:
         self.maxmem_gib = maxmem_gib
         self.smp = smp
         self.virtio_mem = list(virtio_mem)
+        self.dimms = list(dimms)  # cold-plugged: [{"id":, "size": bytes}]
         self.numa_nodes = numa_nodes
         self.boot_timeout = boot_timeout
         self.accel = accel
@@ -69,7 +70,10 @@ class VM:
             args += ["-numa", "node,nodeid=0,memdev=boot-ram"]
             for n in range(1, self.numa_nodes):
                 args += ["-numa", f"node,nodeid={n}"]
-        for i, vm in enumerate(self.virtio_mem):
+        for d in self.dimms:
+            args += ["-object", f"memory-backend-ram,id=mem-{d['id']},size={d['size']},reserve=off",
+                     "-device", f"pc-dimm,id={d['id']},memdev=mem-{d['id']}"]
+        for vm in self.virtio_mem:
             dev = vm["id"]
             args += ["-object", f"memory-backend-ram,id=mem-{dev},size={vm['size']},reserve=off",
                      "-device", f"virtio-mem-pci,id={dev},memdev=mem-{dev},requested-size=0"

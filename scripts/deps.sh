@@ -5,7 +5,8 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 load_pin
 pkgs=(build-essential bc bison flex libelf-dev libssl-dev cpio xz-utils perl
-	ccache rsync git qemu-system-x86 busybox-static python3 python3-matplotlib)
+	ccache rsync git qemu-system-x86 busybox-static python3 python3-matplotlib
+	python3-ply python3-git)  # the last two: checkpatch.pl's spdxcheck.py
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Build the guest initramfs from Debian's busybox-static and guest/.
+# Build the guest initramfs from Debian's busybox-static and guest/, with the
+# memory-hotplug kselftests of build/linux (the tree with the series) under
+# /kselftest/ in the installed layout.
 #   initramfs.sh OUTPUT.cpio [EXTRA-DIR]
-# EXTRA-DIR, when given, is copied into the image root (kselftests etc.).
+# EXTRA-DIR, when given, is copied into the image root.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 out=${1:?usage: initramfs.sh OUTPUT.cpio [EXTRA-DIR]}
@@ -17,6 +19,12 @@ mkdir -p "$root"/{bin,dev,proc,sys,tmp,root}
 cp "$bb" "$root/bin/busybox"
 install -m 0755 "$ROOT/guest/init" "$root/init"
 install -m 0755 "$ROOT/guest/agent" "$root/agent"
+st=$TREE/tools/testing/selftests
+if [ -d "$st/memory-hotplug" ]; then
+	mkdir -p "$root/kselftest/memory-hotplug" "$root/kselftest/kselftest"
+	install -m 0755 "$st"/memory-hotplug/*.sh "$root/kselftest/memory-hotplug/"
+	install -m 0644 "$st/kselftest/ktap_helpers.sh" "$root/kselftest/kselftest/"
+fi
 if [ -n "$extra" ] && [ -d "$extra" ]; then
 	cp -a "$extra"/. "$root"/
 fi
