@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # Build a kernel from build/linux out of tree.
-#   build.sh [-c CONFIG]... [-o OUTDIR]
+#   build.sh [-c CONFIG]... [-o OUTDIR] [--partial]
 # Each -c names a fragment in configs/ (default: main).  The fragments are
 # merged onto 'tinyconfig'; after 'olddefconfig' every option they set must
 # have survived, otherwise the build stops and names the ones that did not.
+# --partial (for building the series patch by patch): options whose symbol
+# the tree does not define yet are only listed.
 # Output: OUTDIR/arch/x86/boot/bzImage; full log in OUTDIR/build.log.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 configs=()
 out=
+partial=
 while [ $# -gt 0 ]; do
 	case $1 in
 	-c) configs+=("$2"); shift 2 ;;
 	-o) out=$2; shift 2 ;;
-	*) die "unknown argument '$1' (usage: build.sh [-c CONFIG]... [-o OUTDIR])" ;;
+	--partial) partial=1; shift ;;
+	*) die "unknown argument '$1' (usage: build.sh [-c CONFIG]... [-o OUTDIR] [--partial])" ;;
 	esac
 done
 [ ${#configs[@]} -gt 0 ] || configs=(main)
@@ -47,14 +51,24 @@ kmake tinyconfig || die "tinyconfig failed; see $log"
 	die "merge_config failed; see $log"
 kmake olddefconfig || die "olddefconfig failed; see $log"
 
+defined() {  # is CONFIG_$1 a symbol of this tree?
+	grep -rqE --include='Kconfig*' "^[[:space:]]*(menu)?config[[:space:]]+${1#CONFIG_}\$" "$TREE"
+}
 missing=()
+undefined=()
 while IFS= read -r line; do
 	case $line in
 	CONFIG_*=*)
 		opt=${line%%=*}
 		want=${line#*=}
 		have=$(grep -E "^$opt=" "$out/.config" | cut -d= -f2- || true)
-		[ "$have" = "$want" ] || missing+=("$opt=$want (got ${have:-unset})")
+		if [ "$have" != "$want" ]; then
+			if [ -n "$partial" ] && ! defined "$opt"; then
+				undefined+=("$opt")
+			else
+				missing+=("$opt=$want (got ${have:-unset})")
+			fi
+		fi
 		;;
 	'# CONFIG_'*' is not set')
 		opt=${line#\# }
@@ -64,6 +78,7 @@ while IFS= read -r line; do
 	esac
 done < <(cat "${frags[@]}")
 [ ${#missing[@]} -eq 0 ] || die "options lost after olddefconfig: ${missing[*]}"
+[ ${#undefined[@]} -eq 0 ] || say "not in this tree yet: ${undefined[*]}"
 
 say "building bzImage (log: ${log#"$ROOT"/})"
 kmake bzImage &

@@ -12,10 +12,11 @@ commits=$(git -C "$TREE" rev-list --reverse base..HEAD)
 for c in $(git -C "$TREE" rev-parse base) $commits; do
 	subj=$(git -C "$TREE" log -1 --format=%s "$c")
 	git -C "$TREE" checkout -q -f "$c"
-	if "$ROOT/scripts/build.sh" -o "$BUILD/out/check-series" >/dev/null 2>&1; then
+	if msg=$("$ROOT/scripts/build.sh" --partial -o "$BUILD/out/check-series" 2>&1); then
 		echo "ok   $(git -C "$TREE" rev-parse --short "$c") $subj"
 	else
-		echo "FAIL $(git -C "$TREE" rev-parse --short "$c") $subj (log: build/out/check-series/build.log)"
+		echo "FAIL $(git -C "$TREE" rev-parse --short "$c") $subj"
+		printf '%s\n' "$msg" | grep -v '^ ' | tail -3 | sed 's/^/     /' 
 		fail=1
 		break
 	fi
