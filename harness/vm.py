@@ -108,8 +108,14 @@ class VM:
             self.agent = self._connect_agent(deadline)
             self._wait_agent("@@READY@@", time.monotonic() + self.boot_timeout, "boot")
         except Exception as e:
+            why = str(e).splitlines()[0]
+            if self.proc.poll() is not None:
+                self.qemu_log.flush()
+                with open(os.path.join(self.rundir, "qemu.log"), errors="replace") as f:
+                    last = (f.read().strip().splitlines() or ["no output"])[-1]
+                why = f"QEMU exited with status {self.proc.returncode}: {last}"
             self.kill()
-            raise VMError(f"guest did not boot: {e}; console: {self.console_path}") from e
+            raise VMError(f"guest did not boot: {why} (console: {self.console_path})") from e
         return self
 
     def _connect_agent(self, deadline):
