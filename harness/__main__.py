@@ -2,6 +2,7 @@
 
 import argparse
 import os
+import signal
 import sys
 import time
 import unittest
@@ -61,7 +62,14 @@ def common(p):
     p.add_argument("--accel", default="tcg", choices=["tcg", "kvm"])
 
 
+def _terminate(signum, frame):
+    # turn SIGTERM (timeout, CI) into an exception so that every VM's
+    # context manager kills its QEMU on the way out
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv=None):
+    signal.signal(signal.SIGTERM, _terminate)
     ap = argparse.ArgumentParser(prog="harness")
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("test", help="unit tests, then scenarios (default: all)")
@@ -115,4 +123,9 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt as e:
+        print(f"harness: interrupted ({e or 'keyboard'}); every guest was stopped",
+              file=sys.stderr)
+        sys.exit(130)

@@ -132,17 +132,26 @@ def virtio_mem_size(vm, dev):
     return vm.qmp.execute("qom-get", path=f"/machine/peripheral/{dev}", property="size")
 
 
-def set_virtio_mem(vm, dev, size, timeout=300):
+def set_virtio_mem(vm, dev, size, timeout=600, stall=60):
     """Ask the guest for `size` bytes plugged and wait until the device
-    reports it.  Returns the size reached (raises on timeout)."""
+    reports it.  Returns the size reached.  Raises when the plugged size
+    has not moved for `stall` seconds (the driver retries a failed add
+    forever) or after `timeout` seconds, quoting the driver's last word."""
     vm.qmp.execute("qom-set", path=f"/machine/peripheral/{dev}",
                    property="requested-size", value=size)
-    deadline = time.monotonic() + timeout
+    start = time.monotonic()
+    last, moved = None, start
     while True:
         vm._check_alive("virtio-mem resize")
         got = virtio_mem_size(vm, dev)
         if got == size:
             return got
-        if time.monotonic() > deadline:
-            raise VMError(f"virtio-mem {dev}: size {got} != requested {size} after {timeout}s")
+        now = time.monotonic()
+        if got != last:
+            last, moved = got, now
+        if now - moved > stall or now - start > timeout:
+            said = [line for line in vm.console().splitlines() if "virtio_mem" in line]
+            raise VMError(f"virtio-mem {dev}: plugged {got >> 20} MiB of {size >> 20} MiB, "
+                          f"no progress for {now - moved:.0f}s; guest: "
+                          f"{said[-1].strip() if said else 'nothing'}")
         time.sleep(0.5)

@@ -264,3 +264,64 @@ def sc_kselftest(ctx, res):
                 res.check(f"{name}: exit status agrees with its results",
                           (rc == 0) == all(r["status"] != "fail" for r in results), f"exit {rc}")
             check_console(res, name, vm)
+
+
+def virtio_mem_grow(vm, dev, size, base, timeout=600):
+    """Resize a virtio-mem device whose memory the guest onlines itself
+    (memhp_default_state=online_movable) and measure against `base`."""
+    t0 = time.monotonic()
+    guest.set_virtio_mem(vm, dev, size, timeout)
+    seconds = time.monotonic() - t0
+    now = settled_meminfo(vm)
+    gain = now["MemTotal"] - base["MemTotal"]
+    # what the resize cost: memory that came in minus memory that is free
+    consumed = gain - (now["Free"] - base["Free"])
+    return now, gain, consumed, seconds
+
+
+@scenario("vmem-bbm", "virtio-mem Big Block Mode, =1, online_movable: 256 MiB grows to "
+                      "64 GiB and back, then 10 cycles")
+def sc_vmem_bbm(ctx, res):
+    name = "vmem-bbm"
+    size = 64 * GIB
+    append = ("memory_hotplug.memmap_on_memory=1 virtio_mem.force_bbm=1 "
+              "memhp_default_state=online_movable")
+    with ctx.vm(name, append, virtio_mem=[{"id": "vm0", "size": "64G"}]) as vm:
+        bs = guest.block_size(vm)
+        pb_pages = 1 << guest.pageblock_order(vm)
+        base = settled_meminfo(vm)
+        b0 = guest.linked_blocks(vm)
+        now, gain, consumed, secs = virtio_mem_grow(vm, "vm0", size, base)
+        res.passed(f"{name}: plugged size reaches 64 GiB", f"{secs:.1f}s")
+        want = model.usable_bytes(size, bs, "1", pb_pages)
+        res.check(f"{name}: MemTotal grows by exactly {want // MIB} MiB", gain == want,
+                  f"grew {gain // MIB} MiB")
+        res.check(f"{name}: boot memory consumed <= 64 KiB per GiB", consumed <= 64 * size // GIB * KIB,
+                  kib_per_gib(consumed / (size / GIB)))
+        states = guest.blocks(vm)
+        new = [b for b in states if b not in b0]
+        movable = [b for b in new if states[b]["state"] == "online" and states[b]["zones"] == ["Movable"]]
+        res.check(f"{name}: every added block online in ZONE_MOVABLE",
+                  len(new) == size // bs and len(movable) == len(new),
+                  f"{len(movable)} of {len(new)} blocks")
+        now, gain, _, secs = virtio_mem_grow(vm, "vm0", 0, base)
+        res.check(f"{name}: shrinks back to 0 plugged, MemTotal as before", gain == 0,
+                  f"{gain // KIB:+d} KiB, {secs:.1f}s")
+        first = None
+        worst = 0
+        for i in range(10):
+            virtio_mem_grow(vm, "vm0", 8 * GIB, base)
+            now, gain, _, _ = virtio_mem_grow(vm, "vm0", 0, base)
+            if first is None:
+                first = now
+            if now["MemTotal"] != first["MemTotal"]:
+                worst = max(worst, 2 * MIB)
+            worst = max(worst, abs(now["Free"] - first["Free"]))
+        res.check(f"{name}: 10 grow/shrink cycles of 8 GiB leak nothing",
+                  worst <= MIB and now["MemTotal"] == base["MemTotal"],
+                  f"MemTotal {now['MemTotal'] - base['MemTotal']:+d} B, free memory drifts "
+                  f"at most {worst / KIB:.0f} KiB")
+        plugged = guest.virtio_mem_size(vm, "vm0")
+        res.check(f"{name}: device and guest agree on 0 plugged", plugged == 0 and
+                  not (set(guest.linked_blocks(vm)) - set(b0)), f"device {plugged}")
+        check_console(res, name, vm)
