@@ -21,10 +21,6 @@ class VMError(Exception):
     """The guest did not boot, died or stopped answering."""
 
 
-def size_arg(nbytes):
-    return str(int(nbytes))
-
-
 class VM:
     def __init__(self, name, kernel, initrd, rundir, append="", mem_mib=256,
                  slots=8, maxmem_gib=300, smp=2, virtio_mem=(), numa_nodes=1, dimms=(),
