@@ -14,6 +14,10 @@ git -C "$TREE" format-patch -q --zero-commit --no-signature --numbered \
 	--subject-prefix=PATCH -o "$tmp" base..HEAD
 rm -f "$ROOT"/patches/0[0-9][0-9][0-9]-*.patch.new
 find "$ROOT/patches" -maxdepth 1 -name '[0-9][0-9][0-9][0-9]-*.patch' ! -name '0000-cover-letter.patch' -delete
+# A blank context line is a lone space; 'git am' takes an empty line for
+# it too.  Write it empty so that no line of a patch file ends in white
+# space, whichever way checkpatch reads the file.
+sed -i 's/^ $//' "$tmp"/*.patch 2>/dev/null || true
 cp "$tmp"/*.patch "$ROOT/patches/" 2>/dev/null || true
 cover=$ROOT/patches/0000-cover-letter.patch
 [ -f "$cover" ] && sed -i -E "s|^Subject: \[PATCH 0/[0-9]+\]|Subject: [PATCH 0/$n]|" "$cover"
