@@ -27,12 +27,19 @@ def zoneinfo(vm):
     return parse_zoneinfo(vm.run("cat /proc/zoneinfo"))
 
 
-def free_bytes(vm):
+def free_bytes(vm, node=None):
     """Free memory including the per-CPU lists, with the per-CPU vmstat
     deltas folded first: MemFree alone moves by hundreds of KiB as pages
-    wander between the buddy and the per-CPU lists."""
+    wander between the buddy and the per-CPU lists.  Of one node if given."""
     zones = parse_zoneinfo(vm.run("echo 1 >/proc/sys/vm/stat_refresh; cat /proc/zoneinfo"))
-    return sum(z.get("free", 0) + z["pcp"] for z in zones.values()) * 4096
+    return sum(z.get("free", 0) + z["pcp"] for (n, _), z in zones.items()
+               if node is None or n == node) * 4096
+
+
+def managed_bytes(vm, node):
+    """What a node contributes to MemTotal: its zones' managed pages."""
+    zones = zoneinfo(vm)
+    return sum(z.get("managed", 0) for (n, _), z in zones.items() if n == node) * 4096
 
 
 def blocks(vm):
@@ -130,6 +137,22 @@ def remove_dimm(vm, dev, timeout=120):
 # ---- virtio-mem -------------------------------------------------------
 def virtio_mem_size(vm, dev):
     return vm.qmp.execute("qom-get", path=f"/machine/peripheral/{dev}", property="size")
+
+
+def settle_virtio_mem(vm, dev, quiet=20, timeout=300):
+    """Wait until the device's plugged size has not changed for `quiet`
+    seconds (the driver gave up for now); returns it."""
+    start = time.monotonic()
+    last, moved = virtio_mem_size(vm, dev), start
+    while True:
+        vm._check_alive("virtio-mem settle")
+        time.sleep(1)
+        got = virtio_mem_size(vm, dev)
+        now = time.monotonic()
+        if got != last:
+            last, moved = got, now
+        elif now - moved >= quiet or now - start > timeout:
+            return got
 
 
 def set_virtio_mem(vm, dev, size, timeout=600, stall=60):

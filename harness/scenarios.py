@@ -204,6 +204,8 @@ def record_ktap(res, prefix, results, expand=()):
 
 
 KUNIT_SUITE = "memory_hotplug_memmap"
+# suites that do not depend on the mode: required once, counted per case
+KUNIT_ONCE = ("virtio_mem_sbm",)
 KUNIT_DIMM_ADDR = 4 << 30     # where QEMU puts the first DIMM of a 256 MiB q35 guest
 
 
@@ -231,7 +233,11 @@ def sc_kunit(ctx, res):
                      "(CONFIG_MEMORY_HOTPLUG_KUNIT_TEST missing from the kernel?)")
         # the other suites do not depend on the mode: count them once
         shown = results if i == 0 else [r for r in results if r["name"] == KUNIT_SUITE]
-        record_ktap(res, name, shown, expand=(KUNIT_SUITE,))
+        if i == 0:
+            for suite in KUNIT_ONCE:
+                if not any(r["name"] == suite for r in results):
+                    res.fail(f"{name}: suite {suite} ran", "not in the KTAP output")
+        record_ktap(res, name, shown, expand=(KUNIT_SUITE,) + KUNIT_ONCE)
         check_console(res, name, vm)
 
 
@@ -279,14 +285,46 @@ def virtio_mem_grow(vm, dev, size, base, timeout=600):
     return now, gain, consumed, seconds
 
 
-@scenario("vmem-bbm", "virtio-mem Big Block Mode, =1, online_movable: 256 MiB grows to "
-                      "64 GiB and back, then 10 cycles")
-def sc_vmem_bbm(ctx, res):
-    name = "vmem-bbm"
+def vmem_unplug_busy(vm, res, name, base, b0, dev="vm0"):
+    """Grow to 2 GiB, let userspace hold 4 blocks offline and fill 1 GiB of
+    tmpfs, then ask for 0: the driver takes what it can.  Whatever is left,
+    the device's plugged size must be what the guest shows: the MemTotal it
+    gained plus the memmap of the blocks that are left.  Then release."""
+    bs = guest.block_size(vm)
+    virtio_mem_grow(vm, dev, 2 * GIB, base)
+    new = sorted(guest.linked_blocks(vm) - set(b0))
+    held = new[:4]
+    guest.set_blocks_state(vm, held, "offline")
+    vm.run("mkdir -p /busy && mount -t tmpfs -o size=1200m busy /busy && "
+           "dd if=/dev/zero of=/busy/fill bs=1M count=1024 2>&1 | tail -1", timeout=300)
+    vm.qmp.execute("qom-set", path=f"/machine/peripheral/{dev}",
+                   property="requested-size", value=0)
+    for _ in range(3):
+        plugged = guest.settle_virtio_mem(vm, dev)
+        info = guest.meminfo(vm)
+        left = guest.linked_blocks(vm) - set(b0)
+        if guest.virtio_mem_size(vm, dev) == plugged:
+            break
+    shown = info["MemTotal"] - base["MemTotal"] + len(left) * model.memmap_bytes(bs)
+    res.check(f"{name}: unplug while busy stops short (1 GiB held)", plugged >= 512 * MIB,
+              f"device {plugged // MIB} MiB plugged")
+    res.check(f"{name}: blocks held offline are unplugged first",
+              not (set(held) & left), f"{len(set(held) & left)} of {len(held)} still there")
+    res.check(f"{name}: device and guest agree while busy", plugged == shown,
+              f"device {plugged // KIB} KiB, guest {shown // KIB} KiB "
+              f"(MemTotal {(info['MemTotal'] - base['MemTotal']) // KIB:+d} KiB, "
+              f"{len(left)} blocks)")
+    vm.run("rm /busy/fill && umount /busy")
+    now, gain, _, secs = virtio_mem_grow(vm, dev, 0, base)
+    res.check(f"{name}: released, shrinks to 0 plugged, MemTotal as before", gain == 0,
+              f"{gain // KIB:+d} KiB, {secs:.1f}s")
+
+
+def vmem_roundtrip(ctx, res, name, append, devices):
+    """A 256 MiB guest grows to 64 GiB and back through virtio-mem with
+    every block in ZONE_MOVABLE, then 10 cycles, then unplug while busy."""
     size = 64 * GIB
-    append = ("memory_hotplug.memmap_on_memory=1 virtio_mem.force_bbm=1 "
-              "memhp_default_state=online_movable")
-    with ctx.vm(name, append, virtio_mem=[{"id": "vm0", "size": "64G"}]) as vm:
+    with ctx.vm(name, append, virtio_mem=devices) as vm:
         bs = guest.block_size(vm)
         pb_pages = 1 << guest.pageblock_order(vm)
         base = settled_meminfo(vm)
@@ -324,4 +362,156 @@ def sc_vmem_bbm(ctx, res):
         plugged = guest.virtio_mem_size(vm, "vm0")
         res.check(f"{name}: device and guest agree on 0 plugged", plugged == 0 and
                   not (set(guest.linked_blocks(vm)) - set(b0)), f"device {plugged}")
+        vmem_unplug_busy(vm, res, name, base, b0)
+        check_console(res, name, vm)
+
+
+VMEM_APPEND = "memory_hotplug.memmap_on_memory=1 memhp_default_state=online_movable"
+
+
+@scenario("vmem-bbm", "virtio-mem Big Block Mode, =1, online_movable: 256 MiB grows to "
+                      "64 GiB and back, 10 cycles, unplug while busy")
+def sc_vmem_bbm(ctx, res):
+    vmem_roundtrip(ctx, res, "vmem-bbm", VMEM_APPEND + " virtio_mem.force_bbm=1",
+                   [{"id": "vm0", "size": "64G"}])
+
+
+@scenario("vmem-sbm", "virtio-mem Sub Block Mode (2 MiB subblocks), =1, online_movable: "
+                      "256 MiB grows to 64 GiB and back, 10 cycles, unplug while busy")
+def sc_vmem_sbm(ctx, res):
+    vmem_roundtrip(ctx, res, "vmem-sbm", VMEM_APPEND, [{"id": "vm0", "size": "64G"}])
+
+
+FALLBACK_MSG = "memmap on memory not used"
+
+
+@scenario("vmem-sbm-odd", "virtio-mem SBM, =1: sizes that do not fill memory blocks, "
+                          "and 4 MiB subblocks (larger than the memmap)")
+def sc_vmem_sbm_odd(ctx, res):
+    name = "vmem-sbm-odd"
+    with ctx.vm(name, VMEM_APPEND, virtio_mem=[{"id": "vm0", "size": "4G"}]) as vm:
+        bs = guest.block_size(vm)
+        memmap = model.memmap_bytes(bs)
+        base = settled_meminfo(vm)
+        b0 = guest.linked_blocks(vm)
+        for mib in (300, 130, 2, 258, 0):
+            size = mib * MIB
+            try:
+                now, gain, _, secs = virtio_mem_grow(vm, "vm0", size, base, timeout=120)
+            except VMError as e:
+                res.fail(f"{name}: {mib} MiB reached", str(e))
+                break
+            left = len(guest.linked_blocks(vm) - set(b0))
+            # each block left holds its memmap (2 MiB) or keeps it elsewhere
+            ok = (size - left * memmap <= gain <= size and (size - gain) % memmap == 0
+                  and (left == 0) == (size == 0))
+            res.check(f"{name}: {mib} MiB reached, the guest shows it",
+                      ok, f"MemTotal {gain // KIB:+d} KiB in {left} blocks, {secs:.1f}s")
+        res.check(f"{name}: the memmap fits 2 MiB subblocks: nothing said",
+                  FALLBACK_MSG not in vm.console())
+        check_console(res, name, vm)
+    name = "vmem-sbm-4m"
+    with ctx.vm(name, VMEM_APPEND, virtio_mem=[{"id": "vm0", "size": "4G",
+                                                 "block_size": "4M"}]) as vm:
+        base = settled_meminfo(vm)
+        now, gain, consumed, secs = virtio_mem_grow(vm, "vm0", GIB, base)
+        res.check(f"{name}: 4 MiB subblocks: the memmap stays elsewhere, MemTotal + 1 GiB",
+                  gain == GIB and consumed >= 15 * MIB, f"MemTotal {gain // KIB:+d} KiB, "
+                  f"{kib_per_gib(consumed)} of boot memory")
+        virtio_mem_grow(vm, "vm0", 0, base)
+        virtio_mem_grow(vm, "vm0", GIB, base)
+        said = [line for line in vm.console().splitlines() if FALLBACK_MSG in line]
+        res.check(f"{name}: says so once", len(said) == 1,
+                  said[0].strip() if len(said) == 1 else f"{len(said)} times")
+        check_console(res, name, vm)
+
+
+def node1_cost(ctx, res, mode, path, size=4 * GIB):
+    """Add `size` to memory-less NUMA node 1 by `path` ('dimm' or 'vmem'):
+    what it takes from node 0, and what node 1 gains."""
+    name = f"node1-{path}-mode{mode}"
+    append = f"memory_hotplug.memmap_on_memory={mode} memhp_default_state=online_movable"
+    devices = [{"id": "vm0", "size": "4G", "node": 1}] if path == "vmem" else []
+    with ctx.vm(name, append, numa_nodes=2, virtio_mem=devices) as vm:
+        bs = guest.block_size(vm)
+        pb_pages = 1 << guest.pageblock_order(vm)
+        res.check(f"{name}: node 1 starts without memory", guest.managed_bytes(vm, 1) == 0,
+                  f"{guest.managed_bytes(vm, 1) // KIB} KiB")
+        b0 = guest.linked_blocks(vm)
+        free0 = statistics.median(guest.free_bytes(vm, 0) for _ in range(3))
+        if path == "dimm":
+            guest.add_dimm(vm, "d1", size, node=1)
+            guest.wait_new_blocks(vm, b0, size // bs)
+        else:
+            guest.set_virtio_mem(vm, "vm0", size)
+        # the blocks are onlined (memhp_default_state) after they are linked
+        deadline = time.monotonic() + 60
+        while guest.managed_bytes(vm, 1) < size * 63 // 64 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        taken = free0 - statistics.median(guest.free_bytes(vm, 0) for _ in range(3))
+        gained = guest.managed_bytes(vm, 1)
+        want = model.usable_bytes(size, bs, mode, pb_pages)
+        res.check(f"{name}: node 1 MemTotal is {want // MIB} MiB", gained == want,
+                  f"{gained // KIB} KiB")
+        if mode == "1":
+            res.check(f"{name}: takes <= 64 KiB per GiB from node 0",
+                      taken <= 64 * KIB * size // GIB, f"{taken // KIB} KiB")
+        else:
+            memmap = size // 64
+            res.check(f"{name}: the memmap ({memmap // MIB} MiB) comes from node 0",
+                      taken >= memmap * 9 // 10, f"{taken // KIB} KiB")
+        check_console(res, name, vm)
+
+
+@scenario("numa", "memory-less NUMA node 1: a 4 GiB pc-dimm and 4 GiB of virtio-mem, "
+                  "=0 and =1: where the memmap comes from")
+def sc_numa(ctx, res):
+    for path in ("dimm", "vmem"):
+        for mode in ("0", "1"):
+            node1_cost(ctx, res, mode, path)
+
+
+@scenario("vmem-auto-movable", "virtio-mem SBM, =1, online_policy=auto-movable: "
+                               "4 GiB in, then ask for 0")
+def sc_vmem_auto_movable(ctx, res):
+    name = "vmem-auto-movable"
+    size = 4 * GIB
+    append = ("memory_hotplug.memmap_on_memory=1 memhp_default_state=online "
+              "memory_hotplug.online_policy=auto-movable")
+    with ctx.vm(name, append, virtio_mem=[{"id": "vm0", "size": "4G"}]) as vm:
+        bs = guest.block_size(vm)
+        pb_pages = 1 << guest.pageblock_order(vm)
+        base = settled_meminfo(vm)
+        b0 = guest.linked_blocks(vm)
+        now, gain, consumed, secs = virtio_mem_grow(vm, "vm0", size, base)
+        want = model.usable_bytes(size, bs, "1", pb_pages)
+        res.check(f"{name}: MemTotal grows by exactly {want // MIB} MiB", gain == want,
+                  f"grew {gain // MIB} MiB in {secs:.1f}s")
+        res.check(f"{name}: boot memory consumed <= 64 KiB per GiB",
+                  consumed <= 64 * size // GIB * KIB, kib_per_gib(consumed / (size / GIB)))
+        states = guest.blocks(vm)
+        new = [b for b in states if b not in b0]
+        zones = {}
+        for b in new:
+            zone = states[b]["zones"][0] if states[b]["state"] == "online" else "offline"
+            zones[zone] = zones.get(zone, 0) + 1
+        res.check(f"{name}: every block online, the policy picks the zones",
+                  "offline" not in zones and len(new) == size // bs and zones.get("Movable", 0) > 0,
+                  ", ".join(f"{k}: {v}" for k, v in sorted(zones.items())))
+        # kernel-zone blocks may hold unmovable allocations: what stays
+        # plugged must be what the guest shows, and no Movable block stays
+        vm.qmp.execute("qom-set", path="/machine/peripheral/vm0",
+                       property="requested-size", value=0)
+        plugged = guest.settle_virtio_mem(vm, "vm0", quiet=15)
+        info = guest.meminfo(vm)
+        states = guest.blocks(vm)
+        left = [b for b in states if b not in b0]
+        zones = sorted({states[b]["zones"][0] if states[b]["state"] == "online" else "offline"
+                        for b in left})
+        shown = info["MemTotal"] - base["MemTotal"] + len(left) * model.memmap_bytes(bs)
+        res.check(f"{name}: shrink to 0 leaves no Movable block behind", "Movable" not in zones,
+                  f"{len(left)} blocks left ({', '.join(zones) or 'none'}), "
+                  f"{plugged // MIB} MiB plugged")
+        res.check(f"{name}: device and guest agree after the shrink", plugged == shown,
+                  f"device {plugged // KIB} KiB, guest {shown // KIB} KiB")
         check_console(res, name, vm)

@@ -1,0 +1,49 @@
+"""Unit tests of the guest-side readings that only parse what the guest
+prints, with a stand-in for the VM."""
+
+import unittest
+
+from harness import guest, parsers
+from tests.test_parsers import sample
+
+
+class FakeVM:
+    """Answers every command with the same text."""
+
+    def __init__(self, text):
+        self.text = text
+        self.commands = []
+
+    def run(self, script, timeout=120, check=True):
+        self.commands.append(script)
+        return self.text
+
+
+def two_nodes():
+    """The recorded zoneinfo as node 0, and a copy of it as node 1."""
+    text = sample("zoneinfo.txt")
+    return text + text.replace("Node 0, zone", "Node 1, zone")
+
+
+class PerNodeTest(unittest.TestCase):
+    def test_free_bytes_per_node(self):
+        zones = parsers.parse_zoneinfo(sample("zoneinfo.txt"))
+        one = sum(z.get("free", 0) + z["pcp"] for z in zones.values()) * 4096
+        vm = FakeVM(two_nodes())
+        self.assertEqual(guest.free_bytes(vm, 0), one)
+        self.assertEqual(guest.free_bytes(vm, 1), one)
+        self.assertEqual(guest.free_bytes(vm), 2 * one)
+        self.assertEqual(guest.free_bytes(vm, 2), 0)
+        self.assertIn("stat_refresh", vm.commands[0])
+
+    def test_managed_bytes_per_node(self):
+        zones = parsers.parse_zoneinfo(sample("zoneinfo.txt"))
+        one = sum(z.get("managed", 0) for z in zones.values()) * 4096
+        self.assertGreater(one, 0)
+        vm = FakeVM(two_nodes())
+        self.assertEqual(guest.managed_bytes(vm, 1), one)
+        self.assertEqual(guest.managed_bytes(vm, 3), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
