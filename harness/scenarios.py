@@ -515,3 +515,7 @@ def sc_vmem_auto_movable(ctx, res):
         res.check(f"{name}: device and guest agree after the shrink", plugged == shown,
                   f"device {plugged // KIB} KiB, guest {shown // KIB} KiB")
         check_console(res, name, vm)
+
+
+# more scenarios register themselves into SCENARIOS
+from . import scenarios_admin  # noqa: E402,F401

@@ -1,0 +1,150 @@
+"""The administrator's interface: the memmap_on_memory switch at runtime,
+the probe interface, each block's memmap_on_memory_pages file and the
+memmap counters in /proc/vmstat, with exact expected values after every
+add, online, offline and remove."""
+
+from . import guest, model
+from .guest import MIB
+from .scenarios import check_console, scenario, settled_meminfo
+
+MODE = "/sys/module/memory_hotplug/parameters/memmap_on_memory"
+PROBE = "/sys/devices/system/memory/probe"
+COUNTERS = ("nr_memmap_pages", "nr_memmap_boot_pages", "nr_memmap_on_memory_pages")
+# words the parameter must refuse, each leaving the mode as it was
+BAD_MODES = ("bogus", "2", "-1", "''", "yess", "forcee", "Yes_please", "0x1")
+
+
+def counters(vm):
+    v = guest.vmstat(vm)
+    return {k: v.get(k) for k in COUNTERS}
+
+
+def block_memmap(vm, ids):
+    """{block: memmap_on_memory_pages} for the given blocks."""
+    out = vm.run("; ".join(f"echo {i} $(cat {guest.SYS_MEM}/memory{i}/memmap_on_memory_pages)"
+                           for i in sorted(ids)))
+    got = {}
+    for line in out.splitlines():
+        parts = line.split()
+        got[int(parts[0])] = int(parts[1]) if len(parts) == 2 and parts[1].isdigit() else None
+    return got
+
+
+def write_mode(vm, value):
+    """Write the parameter; returns (accepted, what it reads back)."""
+    rc, _ = vm.run(f"echo {value} > {MODE}", check=False)
+    return rc == 0, vm.run(f"cat {MODE}").strip()
+
+
+class Ledger:
+    """What the counters and the blocks' files must say: updated by each
+    step, compared exactly after it."""
+
+    def __init__(self, vm, res, name, per_block):
+        self.vm, self.res, self.name = vm, res, name
+        self.per_block = per_block
+        self.want = counters(vm)
+        self.files = {}
+
+    def added(self, ids, self_hosted):
+        key = "nr_memmap_on_memory_pages" if self_hosted else "nr_memmap_pages"
+        self.want[key] += self.per_block * len(ids)
+        for i in ids:
+            self.files[i] = self.per_block if self_hosted else 0
+
+    def removed(self, ids):
+        for i in ids:
+            key = "nr_memmap_on_memory_pages" if self.files.pop(i) else "nr_memmap_pages"
+            self.want[key] -= self.per_block
+
+    def check(self, what):
+        got = counters(self.vm)
+        files = block_memmap(self.vm, self.files) if self.files else {}
+        bad = [f"{k} {got[k]} (want {self.want[k]})" for k in COUNTERS if got[k] != self.want[k]]
+        bad += [f"memory{i} {files.get(i)} (want {n})" for i, n in self.files.items()
+                if files.get(i) != n]
+        self.res.check(f"{self.name}: after {what}: counters and memmap_on_memory_pages exact",
+                       not bad, "; ".join(bad) or
+                       f"on memory {got['nr_memmap_on_memory_pages']}, "
+                       f"elsewhere {got['nr_memmap_pages']} pages")
+
+
+def probe(vm, addr):
+    rc, out = vm.run(f"echo {addr:#x} > {PROBE}", check=False)
+    return rc == 0, out.strip()
+
+
+def online_offline(vm, res, name, ledger, ids, want_gain):
+    before = guest.meminfo(vm)["MemTotal"]
+    guest.set_blocks_state(vm, ids, "online_movable")
+    gain = guest.meminfo(vm)["MemTotal"] - before
+    res.check(f"{name}: online adds {want_gain // 1024} KiB to MemTotal", gain == want_gain,
+              f"{gain // 1024:+d} KiB")
+    ledger.check("online")
+    guest.set_blocks_state(vm, ids, "offline")
+    ledger.check("offline")
+
+
+@scenario("admin", "runtime memmap_on_memory switch, probe, memmap_on_memory_pages and "
+                   "the vmstat memmap counters, exact after every step")
+def sc_admin(ctx, res):
+    name = "admin"
+    # RAM above mem= is left for the probe interface
+    append = "mem=256M memory_hotplug.memmap_on_memory=1 memhp_default_state=offline"
+    with ctx.vm(name, append, mem_mib=512) as vm:
+        bs = guest.block_size(vm)
+        per_block = model.memmap_pages(bs)
+        ledger = Ledger(vm, res, name, per_block)
+        res.check(f"{name}: nothing hot-added yet: nr_memmap_on_memory_pages is 0",
+                  ledger.want["nr_memmap_on_memory_pages"] == 0, str(ledger.want))
+
+        # probe under =1, then under =0
+        a, b = 256 * MIB, 384 * MIB
+        ok, out = probe(vm, a)
+        res.check(f"{name}: probe {a:#x} with =1", ok, out)
+        ledger.added([a // bs], True)
+        ledger.check("probe with =1")
+        online_offline(vm, res, f"{name}: probed =1 block", ledger, [a // bs], bs - per_block * 4096)
+        ok, now = write_mode(vm, "N")
+        res.check(f"{name}: the mode switches to N at runtime", ok and now == "N", now)
+        ok, out = probe(vm, b)
+        res.check(f"{name}: probe {b:#x} with =0", ok, out)
+        ledger.added([b // bs], False)
+        ledger.check("probe with =0")
+        online_offline(vm, res, f"{name}: probed =0 block", ledger, [b // bs], bs)
+
+        # invalid writes change nothing
+        for value in BAD_MODES:
+            ok, now = write_mode(vm, value)
+            res.check(f"{name}: the mode rejects {value}", not ok and now == "N",
+                      f"{'accepted' if ok else 'rejected'}, reads {now}")
+        for value, reads in (("force", "force"), ("1", "Y"), ("off", "N"), ("y", "Y")):
+            ok, now = write_mode(vm, value)
+            res.check(f"{name}: the mode takes {value}", ok and now == reads, now)
+
+        # DIMMs under both modes, removed under the other mode
+        base = settled_meminfo(vm)
+        dimms = {}
+        for dev, mode in (("d0", "N"), ("d1", "Y")):
+            write_mode(vm, mode)
+            before = guest.linked_blocks(vm)
+            guest.add_dimm(vm, dev, 2 * bs)
+            dimms[dev] = guest.wait_new_blocks(vm, before, 2)
+            ledger.added(dimms[dev], mode == "Y")
+            ledger.check(f"pc-dimm {dev} added with {mode}")
+        online_offline(vm, res, f"{name}: both pc-dimms", ledger, dimms["d0"] + dimms["d1"],
+                       4 * bs - 2 * per_block * 4096)
+        for dev, mode in (("d0", "Y"), ("d1", "N")):
+            write_mode(vm, mode)
+            guest.remove_dimm(vm, dev)
+            gone = guest.linked_blocks(vm)
+            res.check(f"{name}: pc-dimm {dev} removed with the mode at {mode}",
+                      not set(dimms[dev]) & gone, f"blocks {dimms[dev]}")
+            ledger.removed(dimms[dev])
+            ledger.check(f"pc-dimm {dev} removed with {mode}")
+        after = settled_meminfo(vm)
+        res.check(f"{name}: MemTotal and free memory as before the pc-dimms",
+                  after["MemTotal"] == base["MemTotal"] and abs(after["Free"] - base["Free"]) <= MIB,
+                  f"MemTotal {after['MemTotal'] - base['MemTotal']:+d} B, free "
+                  f"{(after['Free'] - base['Free']) // 1024:+d} KiB")
+        check_console(res, name, vm)
