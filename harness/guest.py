@@ -130,7 +130,12 @@ def wait_new_blocks(vm, before, count, timeout=300):
 
 def remove_dimm(vm, dev, timeout=120):
     vm.qmp.execute("device_del", id=dev)
-    vm.qmp.wait_event("DEVICE_DELETED", timeout, lambda d: d.get("device") == dev)
+    try:
+        vm.qmp.wait_event("DEVICE_DELETED", timeout, lambda d: d.get("device") == dev)
+    except (TimeoutError, OSError) as e:
+        said = "; ".join(f"{k}: {line.strip()}" for k, line in vm.problems()[:2])
+        raise VMError(f"{dev}: the guest did not release it within {timeout}s ({e}); "
+                      f"console: {said or 'nothing'}") from e
     vm.qmp.execute("object-del", id=f"mem-{dev}")
 
 
