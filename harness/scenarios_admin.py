@@ -124,7 +124,8 @@ def sc_admin(ctx, res):
             ok, now = write_mode(vm, value)
             res.check(f"{name}: the mode rejects {value}", not ok and now == "N",
                       f"{'accepted' if ok else 'rejected'}, reads {now}")
-        for value, reads in (("force", "force"), ("1", "Y"), ("off", "N"), ("y", "Y")):
+        for value, reads in (("force", "force"), ("1", "Y"), ("off", "N"), ("YES", "Y"),
+                             ("False", "N"), ("FORCE", "force"), ("y", "Y")):
             ok, now = write_mode(vm, value)
             res.check(f"{name}: the mode takes {value}", ok and now == reads, now)
 
