@@ -100,24 +100,19 @@ def sc_admin(ctx, res):
         res.check(f"{name}: nothing hot-added yet: nr_memmap_on_memory_pages is 0",
                   ledger.want["nr_memmap_on_memory_pages"] == 0, str(ledger.want))
 
-        # probe under =1, then under =0
-        a, b = 256 * MIB, 384 * MIB
-        ok, out = probe(vm, a)
-        res.check(f"{name}: probe {a:#x} with =1", ok, out)
-        if not ok:
-            return
-        ledger.added([a // bs], True)
-        ledger.check("probe with =1")
-        online_offline(vm, res, f"{name}: probed =1 block", ledger, [a // bs], bs - per_block * 4096)
-        ok, now = write_mode(vm, "N")
-        res.check(f"{name}: the mode switches to N at runtime", ok and now == "N", now)
-        ok, out = probe(vm, b)
-        res.check(f"{name}: probe {b:#x} with =0", ok, out)
-        if not ok:
-            return
-        ledger.added([b // bs], False)
-        ledger.check("probe with =0")
-        online_offline(vm, res, f"{name}: probed =0 block", ledger, [b // bs], bs)
+        # probe under =1, then under =0, the mode switched at runtime
+        for addr, mode in ((256 * MIB, "Y"), (384 * MIB, "N")):
+            ok, now = write_mode(vm, mode)
+            res.check(f"{name}: the mode switches to {mode} at runtime", ok and now == mode, now)
+            ok, out = probe(vm, addr)
+            res.check(f"{name}: probe {addr:#x} with {mode}", ok, out)
+            if not ok:
+                return
+            block = addr // bs
+            ledger.added([block], mode == "Y")
+            ledger.check(f"probe with {mode}")
+            online_offline(vm, res, f"{name}: probed block ({mode})", ledger, [block],
+                           bs - (per_block * 4096 if mode == "Y" else 0))
 
         # invalid writes change nothing
         for value in BAD_MODES:
