@@ -2,10 +2,11 @@
 PY := /usr/bin/python3
 BUILD := build
 KERNEL := $(BUILD)/out/main/arch/x86/boot/bzImage
+FAULT_KERNEL := $(BUILD)/out/fault/arch/x86/boot/bzImage
 INITRD := $(BUILD)/guest/initrd.cpio
 HARNESS := $(PY) -m harness
 
-.PHONY: all deps base tree export check check-series kernel initramfs demo test unit list clean help
+.PHONY: all deps base tree export check check-series kernel kernel-fault initramfs demo test unit list clean help
 
 all: help
 help:
@@ -16,6 +17,7 @@ help:
 	@echo "make check         checkpatch.pl --strict on every patch"
 	@echo "make check-series  build after every patch"
 	@echo "make kernel        build the main test kernel"
+	@echo "make kernel-fault  build the kernel with fault injection (main + configs/fault.config)"
 	@echo "make test SCENARIOS='dimm-mode1 kunit'   run some scenarios (make list names them)"
 
 deps:
@@ -39,6 +41,9 @@ check-series: deps
 kernel: tree
 	@scripts/build.sh -c main -o $(BUILD)/out/main
 
+kernel-fault: tree
+	@scripts/build.sh -c main -c fault -o $(BUILD)/out/fault
+
 initramfs: tree
 	@scripts/initramfs.sh $(INITRD)
 
@@ -51,8 +56,8 @@ list:
 demo: kernel initramfs
 	@$(HARNESS) demo --kernel $(KERNEL) --initrd $(INITRD)
 
-test: kernel initramfs
-	@$(HARNESS) test --kernel $(KERNEL) --initrd $(INITRD) $(SCENARIOS)
+test: kernel kernel-fault initramfs
+	@$(HARNESS) test --kernel $(KERNEL) --fault-kernel $(FAULT_KERNEL) --initrd $(INITRD) $(SCENARIOS)
 
 clean:
 	rm -rf $(BUILD)/out $(BUILD)/runs $(BUILD)/guest

@@ -14,6 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build")
 DEFAULT_KERNEL = os.path.join(BUILD, "out", "main", "arch", "x86", "boot", "bzImage")
 DEFAULT_INITRD = os.path.join(BUILD, "guest", "initrd.cpio")
+DEFAULT_FAULT_KERNEL = os.path.join(BUILD, "out", "fault", "arch", "x86", "boot", "bzImage")
 
 
 class _Recorder(unittest.TestResult):
@@ -75,6 +76,9 @@ def main(argv=None):
     t = sub.add_parser("test", help="unit tests, then scenarios (default: all)")
     common(t)
     t.add_argument("--no-unit", action="store_true", help="skip the harness's own unit tests")
+    t.add_argument("--fault-kernel", default=DEFAULT_FAULT_KERNEL,
+                   help="kernel with fault injection (configs/fault.config) for the "
+                        "allocation-failure scenarios")
     t.add_argument("scenarios", nargs="*", metavar="SCENARIO")
     d = sub.add_parser("demo", help="measure =0 against =1 and write the report")
     common(d)
@@ -100,7 +104,8 @@ def main(argv=None):
             print(f"harness: error: {path} does not exist; run 'make kernel initramfs' first",
                   file=sys.stderr)
             return 2
-    ctx = Context(args.kernel, args.initrd, args.rundir, args.accel)
+    ctx = Context(args.kernel, args.initrd, args.rundir, args.accel,
+                  getattr(args, "fault_kernel", None))
 
     if args.cmd == "demo":
         from .demo import demo

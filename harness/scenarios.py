@@ -23,14 +23,15 @@ def scenario(name, doc):
 class Context:
     """Where the kernel and image are and where runs go."""
 
-    def __init__(self, kernel, initrd, rundir, accel="tcg"):
+    def __init__(self, kernel, initrd, rundir, accel="tcg", fault_kernel=None):
         self.kernel = kernel
         self.initrd = initrd
         self.rundir = rundir
         self.accel = accel
+        self.fault_kernel = fault_kernel
 
-    def vm(self, name, append="", **kw):
-        return VM(name, self.kernel, self.initrd, os.path.join(self.rundir, name),
+    def vm(self, name, append="", kernel=None, **kw):
+        return VM(name, kernel or self.kernel, self.initrd, os.path.join(self.rundir, name),
                   append=append, accel=self.accel, **kw)
 
 
@@ -519,3 +520,4 @@ def sc_vmem_auto_movable(ctx, res):
 
 # more scenarios register themselves into SCENARIOS
 from . import scenarios_admin  # noqa: E402,F401
+from . import scenarios_fault  # noqa: E402,F401
