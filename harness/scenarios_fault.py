@@ -16,11 +16,18 @@ def snapshot(vm):
     info = settled_meminfo(vm)
     return {"MemTotal": info["MemTotal"], "Free": info["Free"],
             "blocks": sorted(guest.linked_blocks(vm)),
-            "iomem": vm.run("grep -i 'system ram' /proc/iomem")}
+            # the lines, without blank ones the agent may pass on
+            "iomem": sorted(line.strip() for line in
+                            vm.run("grep -i 'system ram' /proc/iomem").splitlines()
+                            if line.strip())}
 
 
 def differences(before, now):
-    out = [k for k in ("MemTotal", "blocks", "iomem") if before[k] != now[k]]
+    out = [k for k in ("MemTotal", "blocks") if before[k] != now[k]]
+    if before["iomem"] != now["iomem"]:
+        gone = set(before["iomem"]) - set(now["iomem"])
+        new = set(now["iomem"]) - set(before["iomem"])
+        out.append(f"/proc/iomem lost {sorted(gone)}, gained {sorted(new)}")
     if abs(before["Free"] - now["Free"]) > 256 * KIB:
         out.append(f"free memory {(now['Free'] - before['Free']) // KIB:+d} KiB")
     return out
@@ -64,13 +71,16 @@ def sc_pgtable_fail(ctx, res):
         bs = guest.block_size(vm)
         vm.run(f"echo 0 > {FAIL_PAGE_ALLOC}/min-order; echo Y > {FAIL_PAGE_ALLOC}/ignore-gfp-wait")
         before = snapshot(vm)
-        failed, tolerated, bad, g = 0, 0, [], 0
+        failed, tolerated, bad, g, trace = 0, 0, [], 0, []
         added = injected = False
         for nth in range(1, 41):
             if g == gibs:
                 break
             target = addr + g * GIB
             added, injected, err = probe_failing_nth(vm, target, nth)
+            trace.append(f"#{nth}@{g}:" + ("absorbed" if added and injected else
+                                            "added" if added else
+                                            "failed" if injected else "error"))
             if added:
                 tolerated += injected
                 if not injected:
@@ -90,7 +100,7 @@ def sc_pgtable_fail(ctx, res):
         reached = failed + tolerated
         res.check(f"{name}: an injected failure made an add fail", failed > 0,
                   f"{reached} injection points reached: {failed} failed the add, "
-                  f"{tolerated} were absorbed")
+                  f"{tolerated} were absorbed ({' '.join(trace)})")
         res.check(f"{name}: each failure is ENOMEM and rolls back everything "
                   "(MemTotal, free memory within 256 KiB, blocks, /proc/iomem)", not bad,
                   "; ".join(bad[:3]) or f"{failed} failures, all rolled back")
