@@ -2,22 +2,23 @@
 PY := /usr/bin/python3
 BUILD := build
 KERNEL := $(BUILD)/out/main/arch/x86/boot/bzImage
-FAULT_KERNEL := $(BUILD)/out/fault/arch/x86/boot/bzImage
+DEBUG_KERNEL := $(BUILD)/out/debug/arch/x86/boot/bzImage
 INITRD := $(BUILD)/guest/initrd.cpio
 HARNESS := $(PY) -m harness
 
-.PHONY: all deps base tree export check check-series kernel kernel-fault initramfs demo test unit list clean help
+.PHONY: all deps base tree export check check-series kernel kernel-debug initramfs demo test soak unit list clean help
 
 all: help
 help:
 	@echo "make demo          build the kernel, measure a 16 GiB hot-add with =0 and =1, write results/demo/"
 	@echo "make test          every test: harness unit tests, KUnit, scenarios (closing line: N passed, N failed)"
+	@echo "make soak          1000 add/online/offline/remove cycles per path on the debug kernel (SOAK_CYCLES=N)"
 	@echo "make tree          build/linux = pinned base + git am of patches/series"
 	@echo "make export        write build/linux's commits back to patches/"
 	@echo "make check         checkpatch.pl --strict on every patch"
 	@echo "make check-series  build after every patch"
 	@echo "make kernel        build the main test kernel"
-	@echo "make kernel-fault  build the kernel with fault injection (main + configs/fault.config)"
+	@echo "make kernel-debug  build the debug kernel (main + configs/debug.config)"
 	@echo "make test SCENARIOS='dimm-mode1 kunit'   run some scenarios (make list names them)"
 
 deps:
@@ -41,8 +42,8 @@ check-series: deps
 kernel: tree
 	@scripts/build.sh -c main -o $(BUILD)/out/main
 
-kernel-fault: tree
-	@scripts/build.sh -c main -c fault -o $(BUILD)/out/fault
+kernel-debug: tree
+	@scripts/build.sh -c main -c debug -o $(BUILD)/out/debug
 
 initramfs: tree
 	@scripts/initramfs.sh $(INITRD)
@@ -56,8 +57,13 @@ list:
 demo: kernel initramfs
 	@$(HARNESS) demo --kernel $(KERNEL) --initrd $(INITRD)
 
-test: kernel kernel-fault initramfs
-	@$(HARNESS) test --kernel $(KERNEL) --fault-kernel $(FAULT_KERNEL) --initrd $(INITRD) $(SCENARIOS)
+test: kernel kernel-debug initramfs
+	@$(HARNESS) test --kernel $(KERNEL) --debug-kernel $(DEBUG_KERNEL) --initrd $(INITRD) $(SCENARIOS)
+
+SOAK_CYCLES ?= 1000
+soak: kernel-debug initramfs
+	@$(HARNESS) test --no-unit --no-debug-pass --kernel $(DEBUG_KERNEL) --debug-kernel $(DEBUG_KERNEL) \
+		--initrd $(INITRD) --soak-cycles $(SOAK_CYCLES) soak
 
 clean:
 	rm -rf $(BUILD)/out $(BUILD)/runs $(BUILD)/guest

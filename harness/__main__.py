@@ -8,13 +8,13 @@ import time
 import unittest
 
 from .results import Results
-from .scenarios import SCENARIOS, Context
+from .scenarios import DEBUG_ONLY, SCENARIOS, Context
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build")
 DEFAULT_KERNEL = os.path.join(BUILD, "out", "main", "arch", "x86", "boot", "bzImage")
 DEFAULT_INITRD = os.path.join(BUILD, "guest", "initrd.cpio")
-DEFAULT_FAULT_KERNEL = os.path.join(BUILD, "out", "fault", "arch", "x86", "boot", "bzImage")
+DEFAULT_DEBUG_KERNEL = os.path.join(BUILD, "out", "debug", "arch", "x86", "boot", "bzImage")
 
 
 class _Recorder(unittest.TestResult):
@@ -76,9 +76,14 @@ def main(argv=None):
     t = sub.add_parser("test", help="unit tests, then scenarios (default: all)")
     common(t)
     t.add_argument("--no-unit", action="store_true", help="skip the harness's own unit tests")
-    t.add_argument("--fault-kernel", default=DEFAULT_FAULT_KERNEL,
-                   help="kernel with fault injection (configs/fault.config) for the "
-                        "allocation-failure scenarios")
+    t.add_argument("--debug-kernel", default=DEFAULT_DEBUG_KERNEL,
+                   help="debug kernel (configs/debug.config: fault injection, lockdep, "
+                        "DEBUG_VM, ...) for the reliability scenarios")
+    t.add_argument("--no-debug-pass", action="store_true",
+                   help="run the scenarios on the main kernel only, not again on the debug "
+                        "kernel")
+    t.add_argument("--soak-cycles", type=int, default=20,
+                   help="cycles per path in the soak scenario (default 20; make soak: 1000)")
     t.add_argument("scenarios", nargs="*", metavar="SCENARIO")
     d = sub.add_parser("demo", help="measure =0 against =1 and write the report")
     common(d)
@@ -90,7 +95,8 @@ def main(argv=None):
 
     if args.cmd == "list":
         for name, (_, doc) in SCENARIOS.items():
-            print(f"{name:14s} {doc}")
+            where = "debug kernel only" if name in DEBUG_ONLY else "main, then debug kernel"
+            print(f"{name:18s} [{where}] {doc}")
         return 0
 
     if args.cmd == "test":
@@ -99,13 +105,17 @@ def main(argv=None):
             print(f"harness: error: unknown scenario {', '.join(unknown)}; "
                   f"known: {' '.join(SCENARIOS)}", file=sys.stderr)
             return 2
+        if args.soak_cycles < 2:
+            print(f"harness: error: --soak-cycles {args.soak_cycles}: give 2 or more "
+                  "(the first cycle is the reference)", file=sys.stderr)
+            return 2
     for path in (args.kernel, args.initrd):
         if not os.path.exists(path):
             print(f"harness: error: {path} does not exist; run 'make kernel initramfs' first",
                   file=sys.stderr)
             return 2
     ctx = Context(args.kernel, args.initrd, args.rundir, args.accel,
-                  getattr(args, "fault_kernel", None))
+                  getattr(args, "debug_kernel", None), getattr(args, "soak_cycles", 20))
 
     if args.cmd == "demo":
         from .demo import demo
@@ -122,7 +132,22 @@ def main(argv=None):
     res = Results()
     if not args.no_unit:
         run_unit(res)
-    run_scenarios(ctx, args.scenarios or list(SCENARIOS), res)
+    names = args.scenarios or list(SCENARIOS)
+    run_scenarios(ctx, names, res)
+    again = [n for n in names if n not in DEBUG_ONLY]
+    if again and not args.no_debug_pass:
+        # the same scenarios on the debug kernel: lockdep, DEBUG_VM and
+        # DEBUG_LIST reports fail them through the console checks
+        print(f"# the scenarios again on the debug kernel {args.debug_kernel}", flush=True)
+        res.prefix = "debug: "
+        if not os.path.exists(args.debug_kernel):
+            res.fail("debug kernel present", f"missing {args.debug_kernel}; "
+                     "run 'make kernel-debug'")
+        else:
+            dctx = Context(args.debug_kernel, args.initrd, os.path.join(args.rundir, "debug"),
+                           args.accel, args.debug_kernel, args.soak_cycles)
+            run_scenarios(dctx, again, res)
+        res.prefix = ""
     print(res.closing_line(), flush=True)
     return 1 if res.count("fail") else 0
 

@@ -8,6 +8,7 @@ from .parsers import (parse_blocks, parse_meminfo, parse_vmstat,
 from .vm import VMError
 
 SYS_MEM = "/sys/devices/system/memory"
+PROBE = f"{SYS_MEM}/probe"
 BLOCKS_CMD = (f'for d in {SYS_MEM}/memory*; do '
               'echo "${d##*/} $(cat $d/state) $(cat $d/valid_zones 2>/dev/null)"; done')
 GIB = 1 << 30
@@ -95,18 +96,27 @@ def add_dimm(vm, dev, size, node=None):
 ADD_FAILED = ("add_memory failed", "acpi_memory_enable_device", "adding memory failed")
 
 
-# Blocks that exist and are linked to their node.  A block is created with
-# nid NUMA_NO_NODE and linked to its node only after every block of the
-# range exists; reading its valid_zones in between dereferences
-# NODE_DATA(NUMA_NO_NODE) in the base (seen: NULL pointer Oops in
-# default_kernel_zone_for_pfn), so the harness reads only state and the
-# node link until the add is complete.
+# Blocks that exist and are linked to their node.  A block is linked to its
+# node only after every block of the range exists, so a new block that is
+# linked belongs to an add that is complete.  (Until patch 17 the block's
+# nid was NUMA_NO_NODE until then, and reading its valid_zones in between
+# dereferenced NODE_DATA(NUMA_NO_NODE); big-mode1 reads them on purpose.)
 LINKED_CMD = (f"cd {SYS_MEM} && for d in memory*; do set -- $d/node*; "
               '[ -e "$1" ] && echo "${d#memory}"; done; true')
 
 
+PRESENT_CMD = f"cd {SYS_MEM} && for d in memory*; do echo ${{d#memory}}; done"
+
+
 def linked_blocks(vm):
     return {int(x) for x in vm.run(LINKED_CMD).split()}
+
+
+def present_blocks(vm):
+    """Blocks that exist, linked to their node or not (the link is made
+    after every block of a range exists, and a failure to make it is only
+    logged)."""
+    return {int(x) for x in vm.run(PRESENT_CMD).split()}
 
 
 def wait_new_blocks(vm, before, count, timeout=300):

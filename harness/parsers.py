@@ -201,7 +201,10 @@ WARN_PATTERNS = [
     ("bug", re.compile(r"\bBUG: |kernel BUG at")),
     ("warn", re.compile(r"WARNING: CPU: \d+ PID: \d+|------------\[ cut here \]")),
     ("oom", re.compile(r"invoked oom-killer|Out of memory")),
-    ("lockdep", re.compile(r"possible (?:recursive|circular) locking|INFO: possible")),
+    ("lockdep", re.compile(r"possible (?:recursive|circular) locking|INFO: possible|"
+                           r"inconsistent lock state|suspicious RCU usage|"
+                           r"bad unlock balance|lock held when returning")),
+    ("corruption", re.compile(r"list_(?:add|del) corruption|Bad page state")),
     ("kasan", re.compile(r"BUG: KASAN")),
 ]
 

@@ -7,8 +7,10 @@ class Results:
     def __init__(self, out=sys.stdout):
         self.items = []
         self.out = out
+        self.prefix = ""    # e.g. "debug: " while the suite runs on the debug kernel
 
     def record(self, name, status, detail=""):
+        name = self.prefix + name
         self.items.append({"name": name, "status": status, "detail": detail})
         mark = {"pass": "ok  ", "fail": "FAIL", "skip": "skip"}[status]
         print(f"{mark} {name}" + (f" -- {detail}" if detail else ""), file=self.out, flush=True)

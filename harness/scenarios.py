@@ -11,11 +11,14 @@ from .parsers import ktap_totals, parse_ktap
 from .vm import VM, VMError
 
 SCENARIOS = {}
+DEBUG_ONLY = set()   # scenarios that boot the debug kernel themselves
 
 
-def scenario(name, doc):
+def scenario(name, doc, debug_only=False):
     def reg(fn):
         SCENARIOS[name] = (fn, doc)
+        if debug_only:
+            DEBUG_ONLY.add(name)
         return fn
     return reg
 
@@ -23,12 +26,13 @@ def scenario(name, doc):
 class Context:
     """Where the kernel and image are and where runs go."""
 
-    def __init__(self, kernel, initrd, rundir, accel="tcg", fault_kernel=None):
+    def __init__(self, kernel, initrd, rundir, accel="tcg", debug_kernel=None, soak_cycles=20):
         self.kernel = kernel
         self.initrd = initrd
         self.rundir = rundir
         self.accel = accel
-        self.fault_kernel = fault_kernel
+        self.debug_kernel = debug_kernel
+        self.soak_cycles = soak_cycles
 
     def vm(self, name, append="", kernel=None, **kw):
         return VM(name, kernel or self.kernel, self.initrd, os.path.join(self.rundir, name),
@@ -147,10 +151,13 @@ def sc_dimm_force(ctx, res):
     dimm_roundtrip(ctx, res, "dimm-force", "force")
 
 
-def big_dimm(ctx, res, name, mode, size=64 * GIB, timeout=300):
-    """One 64 GiB DIMM into a 256 MiB guest: returns (ok, how)."""
+def big_dimm(ctx, res, name, mode, size=64 * GIB, timeout=300, reader=None):
+    """One 64 GiB DIMM into a 256 MiB guest: returns (ok, how, numbers, vm).
+    `reader`: a guest command started before the add."""
     vm = ctx.vm(name, f"memory_hotplug.memmap_on_memory={mode}")
     with vm:
+        if reader:
+            vm.run(reader)
         try:
             r = hotadd(vm, size, timeout=timeout)
         except (VMError, OSError) as e:
@@ -163,6 +170,9 @@ def big_dimm(ctx, res, name, mode, size=64 * GIB, timeout=300):
                     first = marker
                     break
             return False, f"{how}: {first}" + (f" [{', '.join(kinds)}]" if kinds else ""), None, vm
+        if reader:
+            r["reader"] = vm.run("kill $(cat /tmp/reader.pid) && echo alive",
+                                 check=False)[1].strip()
         return True, "added and onlined", r, vm
 
 
@@ -175,16 +185,25 @@ def sc_big0(ctx, res):
               f"{time.monotonic() - t0:.0f}s")
 
 
-@scenario("big-mode1", "64 GiB pc-dimm into 256 MiB with =1: succeeds, every block online")
+# reads every block's valid_zones in a loop, as udev or an agent might while
+# the blocks of a big add appear (patch 17: the base oopses)
+ZONE_READER = ("(while :; do cat /sys/devices/system/memory/memory*/valid_zones "
+               ">/dev/null 2>&1; done) </dev/null >/dev/null 2>&1 & echo $! >/tmp/reader.pid")
+
+
+@scenario("big-mode1", "64 GiB pc-dimm into 256 MiB with =1 while valid_zones is read in a "
+                       "loop: succeeds, every block online")
 def sc_big1(ctx, res):
-    ok, how, r, vm = big_dimm(ctx, res, "big-mode1", "1")
+    ok, how, r, vm = big_dimm(ctx, res, "big-mode1", "1", reader=ZONE_READER)
     res.check("big-mode1: the add succeeds", ok, how)
     if r:
         res.check("big-mode1: all 512 blocks online",
                   r["online_blocks"] == len(r["blocks"]) == 64 * GIB // r["block_size"],
                   f"{r['online_blocks']} of {len(r['blocks'])} online, "
                   f"{kib_per_gib(r['consumed_per_gib'])}")
-        check_console(res, "big-mode1", vm)
+        res.check("big-mode1: the valid_zones reader was running throughout the add",
+                  r["reader"] == "alive", r["reader"] or "the reader was killed")
+    check_console(res, "big-mode1", vm)
 
 
 def record_ktap(res, prefix, results, expand=()):
@@ -521,3 +540,4 @@ def sc_vmem_auto_movable(ctx, res):
 # more scenarios register themselves into SCENARIOS
 from . import scenarios_admin  # noqa: E402,F401
 from . import scenarios_fault  # noqa: E402,F401
+from . import scenarios_reliability  # noqa: E402,F401

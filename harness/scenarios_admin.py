@@ -8,7 +8,6 @@ from .guest import MIB
 from .scenarios import check_console, scenario, settled_meminfo
 
 MODE = "/sys/module/memory_hotplug/parameters/memmap_on_memory"
-PROBE = "/sys/devices/system/memory/probe"
 COUNTERS = ("nr_memmap_pages", "nr_memmap_boot_pages", "nr_memmap_on_memory_pages")
 # words the parameter must refuse, each leaving the mode as it was
 BAD_MODES = ("bogus", "2", "-1", "''", "yess", "forcee", "Yes_please", "0x1")
@@ -71,7 +70,7 @@ class Ledger:
 
 
 def probe(vm, addr):
-    rc, out = vm.run(f"echo {addr:#x} > {PROBE}", check=False)
+    rc, out = vm.run(f"echo {addr:#x} > {guest.PROBE}", check=False)
     return rc == 0, out.strip()
 
 

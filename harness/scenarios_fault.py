@@ -1,15 +1,26 @@
 """Hot-add when allocations fail: the add must fail cleanly, roll back
-everything, and succeed when tried again.  Needs the kernel built with
-configs/fault.config (fault injection)."""
+everything, and succeed when tried again.  Needs the debug kernel
+(configs/debug.config: fault injection)."""
 
 import os
+import time
 
 from . import guest, model
-from .guest import GIB, KIB
+from .guest import GIB, KIB, MIB
+from .parsers import parse_zoneinfo
+from .vm import VMError
 from .scenarios import check_console, scenario, settled_meminfo
 
 FAIL_PAGE_ALLOC = "/sys/kernel/debug/fail_page_alloc"
 COLD_DIMM_ADDR = 4 << 30     # where QEMU puts the first DIMM of a small q35 guest
+
+
+def have_debug_kernel(ctx, res, name):
+    if ctx.debug_kernel and os.path.exists(ctx.debug_kernel):
+        return True
+    res.fail(f"{name}: debug kernel present", f"missing {ctx.debug_kernel}; "
+             "run 'make kernel-debug'")
+    return False
 
 
 def snapshot(vm):
@@ -47,12 +58,10 @@ def probe_failing_nth(vm, addr, nth):
 
 
 @scenario("pgtable-fail", "x86 direct-map page tables cannot be allocated during hot-add: "
-                          "-ENOMEM, full rollback, a later add succeeds")
+                          "-ENOMEM, full rollback, a later add succeeds", debug_only=True)
 def sc_pgtable_fail(ctx, res):
     name = "pgtable-fail"
-    if not ctx.fault_kernel or not os.path.exists(ctx.fault_kernel):
-        res.fail(f"{name}: kernel with fault injection", f"missing {ctx.fault_kernel}; "
-                 "run 'make kernel-fault'")
+    if not have_debug_kernel(ctx, res, name):
         return
     # A 16 GiB DIMM present at boot but left unadded; the first block of
     # each GiB is probed from a shell.  nogbpages: the direct map of a new
@@ -62,7 +71,7 @@ def sc_pgtable_fail(ctx, res):
     append = ("acpi_no_memhotplug nogbpages memory_hotplug.memmap_on_memory=1 "
               "memhp_default_state=offline")
     gibs = 16
-    with ctx.vm(name, append, kernel=ctx.fault_kernel, slots=2, maxmem_gib=32,
+    with ctx.vm(name, append, kernel=ctx.debug_kernel, slots=2, maxmem_gib=32,
                 dimms=[{"id": "cold", "size": gibs * GIB}]) as vm:
         addr = vm.qmp.execute("query-memory-devices")[0]["data"]["addr"]
         if addr != COLD_DIMM_ADDR:
@@ -117,3 +126,274 @@ def sc_pgtable_fail(ctx, res):
                       pages == model.memmap_pages(bs) and gain == bs - pages * 4096,
                       f"memmap_on_memory_pages {pages}, MemTotal {gain // KIB:+d} KiB")
         check_console(res, name, vm)
+
+
+# ---- fault-injection sweep over the hot-add paths ----------------------
+#
+# pc-dimm (ACPI) and virtio-mem add memory from kernel workers, not from a
+# task the harness controls.  fail-nth can be written for any task, and
+# both fault attributes (page allocator, slab) can be told to count only
+# allocations whose stack passes through one function.  So every kworker
+# gets fail-nth = N and the filter is add_memory_resource(): whichever
+# worker runs the add fails its N-th allocation inside it (sleeping or not,
+# any order), and no other allocation is touched.
+
+FAILSLAB = "/sys/kernel/debug/failslab"
+SWEEP_ANCHOR = "add_memory_resource"
+SWEEP_MAX = 300
+VMEM_FAILED = ("adding memory failed", "marking device broken")
+
+ARM_CMD = ("for t in /proc/[0-9]*/task/[0-9]*; do read c < $t/comm 2>/dev/null || continue; "
+           "case $c in kworker*) echo {n} > $t/fail-nth 2>/dev/null && echo ${{t##*/}};; esac; "
+           "done; true")
+DISARM_CMD = ("for t in {tids}; do f=/proc/$t/task/$t/fail-nth; [ -e $f ] || continue; "
+              "read v < $f; echo 0 > $f; echo $t $v; done; true")
+SNAP_CMD = ("echo 1 >/proc/sys/vm/stat_refresh; grep MemTotal /proc/meminfo; "
+            "echo @zones; cat /proc/zoneinfo; echo @blocks; " + guest.PRESENT_CMD +
+            "; echo @iomem; grep -i 'system ram' /proc/iomem; true")
+
+
+def function_range(vm, symbol):
+    """[start, end) of a kernel function: its address and the next higher
+    one in /proc/kallsyms (fixed-width hex addresses sort as text)."""
+    rows = [line.split() for line in
+            vm.run(f"sort /proc/kallsyms | grep -A8 ' [tT] {symbol}$'").splitlines()
+            if line.strip()]
+    start = int(rows[0][0], 16) if rows else 0
+    end = next((int(r[0], 16) for r in rows[1:] if int(r[0], 16) > start), 0)
+    if not start or not end:
+        raise VMError(f"no address range for {symbol} in /proc/kallsyms: {rows[:2]}")
+    return start, end
+
+
+def target_allocations(vm, start, end):
+    """Let fail-nth count only allocations made under [start, end):
+    sleeping ones too, every order, slab and page allocator."""
+    cmds = [f"echo 0 > {FAIL_PAGE_ALLOC}/min-order"]
+    for d in (FAIL_PAGE_ALLOC, FAILSLAB):
+        cmds += [f"echo {start:#x} > {d}/require-start", f"echo {end:#x} > {d}/require-end",
+                 f"echo 32 > {d}/stacktrace-depth", f"echo N > {d}/ignore-gfp-wait",
+                 f"echo 1 > {d}/verbose"]
+    vm.run("; ".join(cmds))
+
+
+def quick_snapshot(vm):
+    """snapshot() in one guest command: MemTotal, free pages (with the
+    per-CPU lists), linked blocks, System RAM lines of /proc/iomem."""
+    out = vm.run(SNAP_CMD)
+    head, rest = out.split("@zones", 1)
+    zones_txt, rest = rest.split("@blocks", 1)
+    blocks_txt, iomem_txt = rest.split("@iomem", 1)
+    zones = parse_zoneinfo(zones_txt)
+    return {"MemTotal": int(head.split()[1]) * KIB,
+            "Free": sum(z.get("free", 0) + z["pcp"] for z in zones.values()) * 4096,
+            "blocks": sorted(int(x) for x in blocks_txt.split()),
+            "iomem": sorted(line.strip() for line in iomem_txt.splitlines() if line.strip())}
+
+
+class Sweep:
+    """One hot-add path under injection: attempt(n) adds with the n-th
+    allocation inside the add failing, decides what happened, checks the
+    guest and puts it back to where it was."""
+
+    def __init__(self, vm, size):
+        self.vm = vm
+        self.size = size
+        self.bs = guest.block_size(vm)
+        self.unlinked = 0   # absorbed adds whose blocks have no node link
+        self.base = quick_snapshot(vm)
+        # one add without injection first: what the first add of a boot
+        # allocates for good (caches, the driver's bitmaps) is not a leak
+        outcome, said = self.start()(len(vm.console()))
+        if outcome != "added":
+            raise VMError(f"the add without injection did not succeed: {outcome} {said}")
+        self.undo(outcome)
+        self.base = quick_snapshot(vm)
+        # and one failed add: the first failure of a boot grows slab caches
+        # for good (measured with virtio-mem: +308 KiB SUnreclaim once, then
+        # nothing over repeated failures at the same or other points)
+        self.attempt(1)
+
+    def arm(self, n):
+        return self.vm.run(ARM_CMD.format(n=n)).split()
+
+    def disarm(self, tids):
+        """{tid: fail-nth left} of the armed workers, all set back to 0."""
+        out = self.vm.run(DISARM_CMD.format(tids=" ".join(tids)))
+        return {t: int(v) for t, v in (line.split() for line in out.splitlines() if line.strip())}
+
+    def wait(self, con0, markers, done, timeout=90):
+        """Until done() holds on two polls a second apart (the add has
+        finished: its last steps leave no other trace) or the console says
+        the add failed."""
+        deadline = time.monotonic() + timeout
+        held = 0
+        while True:
+            held = held + 1 if done() else 0
+            if held == 2:
+                return "added", ""
+            said = [line.strip() for line in self.vm.console()[con0:].splitlines()
+                    if any(m in line for m in markers)]
+            if said:
+                return "failed", said[0]
+            if time.monotonic() > deadline:
+                return "stuck", f"neither added nor failed after {timeout}s"
+            time.sleep(1 if held else 0.3)
+
+    def attempt(self, n):
+        """Returns (outcome, used, problems): outcome 'added' / 'failed' /
+        'stuck', used = allocations counted in the add (None if no armed
+        worker ran it), problems = what is wrong with the guest after it."""
+        before = self.base
+        tids = self.arm(n)
+        con0 = len(self.vm.console())
+        outcome, said = self.start()(con0)
+        left = self.disarm(tids)
+        ran = [v for v in left.values() if v != n]
+        used = n - ran[0] if ran else None
+        problems = []
+        if outcome == "added":
+            new = guest.present_blocks(self.vm) - set(before["blocks"])
+            self.unlinked += bool(new - guest.linked_blocks(self.vm))
+        if outcome == "failed":
+            problems += self.failed_state(before, said)
+        elif outcome == "stuck":
+            problems.append(said)
+        self.undo(outcome)
+        now = quick_snapshot(self.vm)
+        diff = differences(before, now)
+        if diff:
+            problems.append("after cleanup: " + ", ".join(diff))
+        self.base = now
+        return outcome, used, problems
+
+    def failed_state(self, before, said):
+        now = quick_snapshot(self.vm)
+        return [f"not rolled back ({said}): " + ", ".join(d)
+                for d in [differences(before, now)] if d]
+
+
+class DimmSweep(Sweep):
+    dev = "fi"
+
+    def start(self):
+        b0 = set(self.base["blocks"])
+        want = self.size // self.bs
+        guest.add_dimm(self.vm, self.dev, self.size)
+        return lambda con0: self.wait(con0, guest.ADD_FAILED, lambda: self.bound(b0, want))
+
+    def bound(self, b0, want):
+        """The ACPI memory handler binds the blocks to the DIMM's ACPI
+        device (memoryN/firmware_node) once the add returned success."""
+        new = guest.present_blocks(self.vm) - b0
+        return len(new) >= want and self.vm.run(
+            "; ".join(f"[ -e {guest.SYS_MEM}/memory{b}/firmware_node ]" for b in new),
+            check=False)[0] == 0
+
+    def undo(self, outcome):
+        guest.remove_dimm(self.vm, self.dev, timeout=60)
+        deadline = time.monotonic() + 60
+        while guest.present_blocks(self.vm) != set(self.base["blocks"]):
+            if time.monotonic() > deadline:
+                raise VMError("blocks of the removed DIMM are still there after 60s")
+            time.sleep(0.3)
+
+
+class VmemSweep(Sweep):
+    dev = "vm0"
+
+    def start(self):
+        want = self.size // self.bs
+        b0 = set(self.base["blocks"])
+        self.vm.qmp.execute("qom-set", path=f"/machine/peripheral/{self.dev}",
+                            property="requested-size", value=self.size)
+        return lambda con0: self.wait(
+            con0, VMEM_FAILED,
+            lambda: guest.virtio_mem_size(self.vm, self.dev) == self.size and
+            len(guest.present_blocks(self.vm) - b0) >= want)
+
+    def failed_state(self, before, said):
+        problems = super().failed_state(before, said)
+        if "broken" in said:
+            problems.append(f"the driver gave up on the device: {said}")
+        deadline = time.monotonic() + 10
+        while (plugged := guest.virtio_mem_size(self.vm, self.dev)) and \
+                time.monotonic() < deadline:
+            time.sleep(0.3)
+        if plugged:
+            problems.append(f"device still has {plugged >> 20} MiB plugged")
+        return problems
+
+    def undo(self, outcome):
+        # asking for 0 also cancels the driver's retry timer
+        guest.set_virtio_mem(self.vm, self.dev, 0, timeout=90, stall=30)
+        deadline = time.monotonic() + 60
+        while guest.present_blocks(self.vm) != set(self.base["blocks"]):
+            if time.monotonic() > deadline:
+                raise VMError("virtio-mem blocks still there after unplugging to 0")
+            time.sleep(0.3)
+
+
+def sweep(res, name, sw):
+    """n = 1, 2, ... until an armed add no longer reaches its n-th allocation."""
+    counts = {"failed": 0, "absorbed": 0}
+    bad, trace, n, unarmed = [], [], 1, 0
+    clean = None
+    while n <= SWEEP_MAX:
+        outcome, used, problems = sw.attempt(n)
+        if used is None and outcome != "stuck":
+            unarmed += 1            # a worker spawned after arming ran it: again
+            if unarmed > 5:
+                bad.append(f"#{n}: no armed worker ran the add, 5 times")
+                break
+            continue
+        hit = used == n
+        bad += [f"#{n}: {p}" for p in problems]
+        if outcome == "added" and not hit:
+            clean = used
+            break
+        if outcome == "added":
+            counts["absorbed"] += 1
+            trace.append(f"{n}a")
+        elif outcome == "failed" and hit:
+            counts["failed"] += 1
+        else:
+            bad.append(f"#{n}: {outcome} with {used} of {n} allocations counted")
+        if len(bad) > 20:
+            break
+        n += 1
+    res.check(f"{name}: the sweep ends with an add that no injection reached",
+              clean is not None,
+              f"{clean} allocations in an add; {n - 1} injection points: "
+              f"{counts['failed']} failed the add, {counts['absorbed']} absorbed"
+              + (f", {sw.unlinked} of them left blocks without a node link (logged)"
+                 if sw.unlinked else "")
+              + (f" ({' '.join(trace[:12])})" if trace else "") if clean is not None
+              else f"stopped at #{n}")
+    res.check(f"{name}: every injected failure fails the add with an error and rolls "
+              "back (MemTotal, free memory within 256 KiB, blocks, /proc/iomem)",
+              counts["failed"] > 0 and not bad,
+              "; ".join(bad[:3]) or f"{counts['failed']} failures rolled back")
+    return n - 1
+
+
+@scenario("fault-sweep", "fault injection over pc-dimm and virtio-mem hot-add, memmap on "
+                         "memory on and off: the N-th allocation of the add fails, N = 1, 2, ...",
+          debug_only=True)
+def sc_fault_sweep(ctx, res):
+    name = "fault-sweep"
+    if not have_debug_kernel(ctx, res, name):
+        return
+    for mode in ("1", "0"):
+        append = (f"nogbpages memory_hotplug.memmap_on_memory={mode} "
+                  "memhp_default_state=offline")
+        for path in ("dimm", "vmem"):
+            sub = f"{name}/{path}-mode{mode}"
+            kw = {"virtio_mem": [{"id": "vm0", "size": "4G"}]} if path == "vmem" else {}
+            with ctx.vm(sub.replace("/", "-"), append, kernel=ctx.debug_kernel, **kw) as vm:
+                start, end = function_range(vm, SWEEP_ANCHOR)
+                target_allocations(vm, start, end)
+                sw = (DimmSweep(vm, 2 * 128 * MIB) if path == "dimm"
+                      else VmemSweep(vm, 128 * MIB))
+                sweep(res, sub, sw)
+                check_console(res, sub, vm)

@@ -152,6 +152,17 @@ class ConsoleTest(unittest.TestCase):
         kinds = [k for k, _ in parsers.console_problems(text)]
         self.assertEqual(kinds, ["warn", "warn", "oom", "panic"])
 
+    def test_debug_kernel_reports(self):
+        # the first line of each report the debug kernel's checkers print
+        text = ("[    1.0] WARNING: inconsistent lock state\n"
+                "[    2.0] WARNING: suspicious RCU usage\n"
+                "[    3.0] list_add corruption. prev->next should be next (ffff8880)\n"
+                "[    4.0] BUG: Bad page state in process sh  pfn:1234\n"
+                "[    5.0] FAULT_INJECTION: forcing a failure.\n"
+                "[    6.0] acpi PNP0C80:00: add_memory failed\n")
+        kinds = [k for k, _ in parsers.console_problems(text)]
+        self.assertEqual(kinds, ["lockdep", "lockdep", "corruption", "bug"])
+
 
 if __name__ == "__main__":
     unittest.main()

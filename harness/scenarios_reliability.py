@@ -1,0 +1,247 @@
+"""Reliability: many add/remove cycles leave nothing behind, a guest that
+has almost no memory left can still grow, and bad input changes nothing."""
+
+import time
+
+from . import guest, model
+from .guest import GIB, KIB, MIB
+from .scenarios import check_console, scenario, settled_meminfo
+from .scenarios_fault import have_debug_kernel, quick_snapshot
+from .vm import VMError
+
+SOAK_SIZE = 256 * MIB          # two memory blocks per cycle
+ZONES = ("online_kernel", "online_movable")
+
+
+# ---- soak ---------------------------------------------------------------
+def dimm_cycle(vm, n, zone):
+    dev = f"s{n % 2}"
+    b0 = guest.linked_blocks(vm)
+    guest.add_dimm(vm, dev, SOAK_SIZE)
+    new = guest.wait_new_blocks(vm, b0, SOAK_SIZE // guest.block_size(vm), timeout=60)
+    online_offline(vm, new, zone)
+    guest.remove_dimm(vm, dev, timeout=60)
+    wait_blocks(vm, b0)
+
+
+def vmem_cycle(vm, n, zone):
+    b0 = guest.linked_blocks(vm)
+    guest.set_virtio_mem(vm, "vm0", SOAK_SIZE, timeout=60, stall=30)
+    new = sorted(wait_blocks(vm, b0, SOAK_SIZE // guest.block_size(vm)))
+    online_offline(vm, new, zone)
+    guest.set_virtio_mem(vm, "vm0", 0, timeout=60, stall=30)
+    wait_blocks(vm, b0)
+
+
+def online_offline(vm, ids, zone):
+    guest.set_blocks_state(vm, ids, zone, timeout=60)
+    # a block in ZONE_NORMAL may have taken an unmovable allocation since
+    # it was onlined; the kernel then refuses to offline it (EBUSY), which
+    # is correct: retry after the page is freed, a bounded number of times
+    for _ in range(20):
+        try:
+            guest.set_blocks_state(vm, ids, "offline", timeout=60)
+            return
+        except VMError:
+            vm.run("echo 3 > /proc/sys/vm/drop_caches; sleep 0.5")
+    raise VMError(f"blocks {ids} ({zone}) could not be offlined in 20 tries")
+
+
+def wait_blocks(vm, base, extra=0, timeout=60):
+    """Wait until the linked blocks are `base` plus `extra` new ones."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = guest.linked_blocks(vm)
+        if now >= set(base) and len(now) == len(base) + extra:
+            return now - set(base)
+        if time.monotonic() > deadline:
+            raise VMError(f"{len(now - set(base))} new blocks, want {extra}, after {timeout}s")
+        time.sleep(0.3)
+
+
+def soak(res, name, vm, cycle, cycles):
+    """Run `cycles` cycles; from the first one on, MemTotal must stay
+    identical and free memory within 1 MiB.  Returns seconds per cycle."""
+    t0 = time.monotonic()
+    ref, worst, bad, done = None, 0, [], 0
+    for n in range(cycles):
+        try:
+            cycle(vm, n, ZONES[n % 2])
+        except VMError as e:
+            bad.append(f"cycle {n + 1}: {str(e).splitlines()[0]}")
+            break
+        done += 1
+        now = quick_snapshot(vm)
+        if ref is None:
+            ref = now
+            continue
+        drift = now["Free"] - ref["Free"]
+        worst = max(worst, abs(drift))
+        if now["MemTotal"] != ref["MemTotal"]:
+            bad.append(f"cycle {n + 1}: MemTotal {(now['MemTotal'] - ref['MemTotal']) // KIB:+d} KiB")
+        if abs(drift) > MIB:
+            bad.append(f"cycle {n + 1}: free memory {drift // KIB:+d} KiB")
+        if len(bad) > 5:
+            break
+    per = (time.monotonic() - t0) / max(done, 1)
+    res.check(f"{name}: {cycles} cycles of add, online ({' / '.join(ZONES)}), offline, remove",
+              done == cycles, f"{done} done, {per:.1f}s per cycle")
+    res.check(f"{name}: after the first cycle MemTotal identical and free memory within "
+              "1 MiB at every cycle", done == cycles and not bad,
+              "; ".join(bad[:3]) or f"largest free-memory drift {worst // KIB} KiB")
+    check_console(res, name, vm)
+    return per
+
+
+@scenario("soak", "debug kernel, memmap on memory: N cycles of add, online (kernel and movable "
+                  "in turn), offline, remove for pc-dimm and virtio-mem (make soak: 1000)",
+          debug_only=True)
+def sc_soak(ctx, res):
+    name = "soak"
+    if not have_debug_kernel(ctx, res, name):
+        return
+    append = ("memory_hotplug.memmap_on_memory=1 memhp_default_state=offline "
+              "debug_pagealloc=on")
+    for path, cycle, kw in (("dimm", dimm_cycle, {}),
+                            ("vmem", vmem_cycle, {"virtio_mem": [{"id": "vm0", "size": "4G"}]})):
+        sub = f"{name}/{path}"
+        # 3 GiB: QEMU puts 1 GiB of it above 4 GiB, so ZONE_NORMAL exists at
+        # boot.  In a guest whose RAM is all below 4 GiB the first block
+        # onlined to a kernel zone creates ZONE_NORMAL, every kernel
+        # allocation then prefers it, and the block can never be offlined
+        # again (correctly: it holds page tables and slab).
+        with ctx.vm(f"{name}-{path}", append, kernel=ctx.debug_kernel, mem_mib=3072,
+                    **kw) as vm:
+            soak(res, sub, vm, cycle, ctx.soak_cycles)
+
+
+# ---- hot-add into a guest that has almost no memory left ----------------
+HOG_DIR = "/hog"
+
+
+def fill_memory(vm, share=0.96):
+    """Fill tmpfs (no swap: it stays) until `share` of MemTotal is in use;
+    returns the share in use."""
+    info = guest.meminfo(vm)
+    want_free = int(info["MemTotal"] * (1 - share))
+    fill = max(0, info["MemAvailable"] - want_free)
+    vm.run(f"mkdir -p {HOG_DIR} && mount -t tmpfs -o size=100% hog {HOG_DIR} && "
+           f"dd if=/dev/zero of={HOG_DIR}/fill bs=64k count={fill // (64 * KIB)} 2>&1 | tail -1",
+           timeout=300)
+    info = guest.meminfo(vm)
+    return 1 - info["MemAvailable"] / info["MemTotal"]
+
+
+@scenario("lowmem", "16 GiB pc-dimm and 16 GiB virtio-mem added while the guest uses >= 95 % "
+                    "of its memory: with memmap on memory both succeed and online")
+def sc_lowmem(ctx, res):
+    name = "lowmem"
+    size = 16 * GIB
+    append = "memory_hotplug.memmap_on_memory=1 memhp_default_state=online_movable"
+    for path in ("dimm", "vmem"):
+        sub = f"{name}/{path}"
+        kw = {"virtio_mem": [{"id": "vm0", "size": "16G"}]} if path == "vmem" else {}
+        with ctx.vm(f"{name}-{path}", append, **kw) as vm:
+            bs = guest.block_size(vm)
+            used = fill_memory(vm)
+            res.check(f"{sub}: the guest uses >= 95 % of its memory before the add",
+                      used >= 0.95, f"{used * 100:.1f} % in use (MemAvailable)")
+            before = settled_meminfo(vm)
+            b0 = guest.linked_blocks(vm)
+            try:
+                if path == "dimm":
+                    guest.add_dimm(vm, "d0", size)
+                    guest.wait_new_blocks(vm, b0, size // bs, timeout=300)
+                else:
+                    guest.set_virtio_mem(vm, "vm0", size, timeout=600)
+                wait_blocks(vm, b0, size // bs, timeout=120)
+                ok = ""
+            except VMError as e:
+                ok = str(e).splitlines()[0]
+            new = guest.linked_blocks(vm) - set(b0)
+            # the blocks are onlined (memhp_default_state) after they are linked
+            deadline = time.monotonic() + 120
+            while True:
+                states = guest.blocks(vm)
+                online = sum(1 for b in new if states[b]["state"] == "online")
+                if online == len(new) or time.monotonic() > deadline:
+                    break
+                time.sleep(1)
+            res.check(f"{sub}: the 16 GiB add succeeds and every block onlines",
+                      not ok and online == size // bs, ok or f"{online} of {len(new)} online")
+            gain = guest.meminfo(vm)["MemTotal"] - before["MemTotal"]
+            want = model.usable_bytes(size, bs, "1", 1 << guest.pageblock_order(vm))
+            res.check(f"{sub}: MemTotal grows by exactly {want // MIB} MiB", gain == want,
+                      f"{gain // KIB:+d} KiB")
+            check_console(res, sub, vm)
+
+
+# ---- bad input ------------------------------------------------------------
+# (what, guest command) pairs, each must fail and change nothing
+def bad_sysfs_writes(block, addr):
+    blk = f"{guest.SYS_MEM}/memory{block}"
+    return [
+        ("state 'bogus'", f"echo bogus > {blk}/state"),
+        ("state 'online_movablex'", f"echo online_movablex > {blk}/state"),
+        ("state ''", f"echo > {blk}/state"),
+        ("online '2'", f"echo 2 > {blk}/online"),
+        ("online 'maybe'", f"echo maybe > {blk}/online"),
+        ("memmap_on_memory_pages (read-only)", f"echo 0 > {blk}/memmap_on_memory_pages"),
+        ("mode 'bogus'", "echo bogus > /sys/module/memory_hotplug/parameters/memmap_on_memory"),
+        ("probe 'zero' (not a number)", f"echo zero > {guest.PROBE}"),
+        ("probe unaligned 0x10000001", f"echo 0x10000001 > {guest.PROBE}"),
+        ("probe of boot RAM 0x0", f"echo 0x0 > {guest.PROBE}"),
+        ("probe of the block already added", f"echo {addr:#x} > {guest.PROBE}"),
+        ("probe beyond the physical address space", f"echo 0x7ffffff8000000 > {guest.PROBE}"),
+    ]
+
+
+def guest_state(vm):
+    snap = quick_snapshot(vm)
+    snap.pop("Free")
+    snap["zones"] = guest.blocks(vm)
+    snap["mode"] = guest.param(vm, "memmap_on_memory")
+    return snap
+
+
+@scenario("bad-input", "invalid writes to memoryN/state, memoryN/online, the mode parameter and "
+                       "probe, and bad virtio-mem requests from the host: an error, no change, "
+                       "no splat")
+def sc_bad_input(ctx, res):
+    name = "bad-input"
+    append = "mem=256M memory_hotplug.memmap_on_memory=1 memhp_default_state=offline"
+    with ctx.vm(name, append, mem_mib=640, virtio_mem=[{"id": "vm0", "size": "1G"}]) as vm:
+        addr = 256 * MIB
+        rc, out = vm.run(f"echo {addr:#x} > {guest.PROBE}", check=False)
+        if rc:
+            res.fail(f"{name}: probe a block to write to", out.strip())
+            return
+        block = addr // guest.block_size(vm)
+        guest.set_virtio_mem(vm, "vm0", 128 * MIB)
+        before = guest_state(vm)
+        for what, cmd in bad_sysfs_writes(block, addr):
+            rc, out = vm.run(cmd, check=False)
+            now = guest_state(vm)
+            changed = [k for k in before if before[k] != now[k]]
+            res.check(f"{name}: {what} is refused and changes nothing", rc != 0 and not changed,
+                      f"{'refused' if rc else 'accepted'}: {out.strip() or '-'}"
+                      + (f"; changed {', '.join(changed)}" if changed else ""))
+        # the host asks virtio-mem for what the device cannot give
+        for what, value in (("unaligned (1 MiB + 4 KiB)", MIB + 4 * KIB),
+                            ("larger than the device (2 GiB)", 2 * GIB),
+                            ("negative (-1)", -1)):
+            try:
+                vm.qmp.execute("qom-set", path="/machine/peripheral/vm0",
+                               property="requested-size", value=value)
+                err = ""
+            except Exception as e:  # QMP error reply
+                err = str(e)
+            time.sleep(2)
+            now = guest_state(vm)
+            plugged = guest.virtio_mem_size(vm, "vm0")
+            changed = [k for k in before if before[k] != now[k]]
+            res.check(f"{name}: virtio-mem request {what} is refused and changes nothing",
+                      err and not changed and plugged == 128 * MIB,
+                      f"{err.splitlines()[0] if err else 'accepted'}; plugged {plugged >> 20} MiB"
+                      + (f"; changed {', '.join(changed)}" if changed else ""))
+        check_console(res, name, vm)
