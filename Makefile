@@ -16,7 +16,7 @@ help:
 	@echo "make tree          build/linux = pinned base + git am of patches/series"
 	@echo "make export        write build/linux's commits back to patches/"
 	@echo "make check         checkpatch.pl --strict on every patch"
-	@echo "make check-series  build after every patch"
+	@echo "make check-series  build after every patch (FROM=N: from patch N on)"
 	@echo "make kernel        build the main test kernel"
 	@echo "make kernel-debug  build the debug kernel (main + configs/debug.config)"
 	@echo "make test SCENARIOS='dimm-mode1 kunit'   run some scenarios (make list names them)"
@@ -37,7 +37,7 @@ check: tree
 	@scripts/check.sh
 
 check-series: deps
-	@scripts/check-series.sh
+	@scripts/check-series.sh $(FROM)
 
 kernel: tree
 	@scripts/build.sh -c main -o $(BUILD)/out/main
