@@ -145,7 +145,7 @@ def main(argv=None):
                      "run 'make kernel-debug'")
         else:
             dctx = Context(args.debug_kernel, args.initrd, os.path.join(args.rundir, "debug"),
-                           args.accel, args.debug_kernel, args.soak_cycles)
+                           args.accel, args.debug_kernel, args.soak_cycles, debug_pass=True)
             run_scenarios(dctx, again, res)
         res.prefix = ""
     print(res.closing_line(), flush=True)
