@@ -48,6 +48,10 @@ def run_scenarios(ctx, names, res):
     for name in names:
         fn, doc = SCENARIOS[name]
         print(f"# {name}: {doc}", flush=True)
+        if name in DEBUG_ONLY and not (ctx.debug_kernel and os.path.exists(ctx.debug_kernel)):
+            res.fail(f"{name}: debug kernel present", f"missing {ctx.debug_kernel}; "
+                     "run 'make kernel-debug'")
+            continue
         t0 = time.monotonic()
         try:
             fn(ctx, res)

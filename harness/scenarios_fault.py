@@ -9,28 +9,29 @@ from . import guest, model
 from .guest import GIB, KIB, MIB
 from .parsers import parse_zoneinfo
 from .vm import VMError
-from .scenarios import check_console, scenario, settled_meminfo
+from .scenarios import check_console, scenario
 
 FAIL_PAGE_ALLOC = "/sys/kernel/debug/fail_page_alloc"
 COLD_DIMM_ADDR = 4 << 30     # where QEMU puts the first DIMM of a small q35 guest
+SNAP_CMD = ("echo 1 >/proc/sys/vm/stat_refresh; grep MemTotal /proc/meminfo; "
+            "echo @zones; cat /proc/zoneinfo; echo @blocks; " + guest.PRESENT_CMD +
+            "; echo @iomem; grep -i 'system ram' /proc/iomem; true")
 
 
-def have_debug_kernel(ctx, res, name):
-    if ctx.debug_kernel and os.path.exists(ctx.debug_kernel):
-        return True
-    res.fail(f"{name}: debug kernel present", f"missing {ctx.debug_kernel}; "
-             "run 'make kernel-debug'")
-    return False
-
-
-def snapshot(vm):
-    info = settled_meminfo(vm)
-    return {"MemTotal": info["MemTotal"], "Free": info["Free"],
-            "blocks": sorted(guest.linked_blocks(vm)),
-            # the lines, without blank ones the agent may pass on
-            "iomem": sorted(line.strip() for line in
-                            vm.run("grep -i 'system ram' /proc/iomem").splitlines()
-                            if line.strip())}
+def quick_snapshot(vm):
+    """What a failed add must leave as it was, in one guest command:
+    MemTotal, free pages (with the per-CPU lists), the blocks that exist,
+    the System RAM lines of /proc/iomem (without blank lines the agent may
+    pass on)."""
+    out = vm.run(SNAP_CMD)
+    head, rest = out.split("@zones", 1)
+    zones_txt, rest = rest.split("@blocks", 1)
+    blocks_txt, iomem_txt = rest.split("@iomem", 1)
+    zones = parse_zoneinfo(zones_txt)
+    return {"MemTotal": int(head.split()[1]) * KIB,
+            "Free": sum(z.get("free", 0) + z["pcp"] for z in zones.values()) * 4096,
+            "blocks": sorted(int(x) for x in blocks_txt.split()),
+            "iomem": sorted(line.strip() for line in iomem_txt.splitlines() if line.strip())}
 
 
 def differences(before, now):
@@ -61,8 +62,6 @@ def probe_failing_nth(vm, addr, nth):
                           "-ENOMEM, full rollback, a later add succeeds", debug_only=True)
 def sc_pgtable_fail(ctx, res):
     name = "pgtable-fail"
-    if not have_debug_kernel(ctx, res, name):
-        return
     # A 16 GiB DIMM present at boot but left unadded; the first block of
     # each GiB is probed from a shell.  nogbpages: the direct map of a new
     # GiB then needs a page-table page, allocated with GFP_ATOMIC.  An add
@@ -79,7 +78,7 @@ def sc_pgtable_fail(ctx, res):
             return
         bs = guest.block_size(vm)
         vm.run(f"echo 0 > {FAIL_PAGE_ALLOC}/min-order; echo Y > {FAIL_PAGE_ALLOC}/ignore-gfp-wait")
-        before = snapshot(vm)
+        before = quick_snapshot(vm)
         failed, tolerated, bad, g, trace = 0, 0, [], 0, []
         added = injected = False
         for nth in range(1, 41):
@@ -95,7 +94,7 @@ def sc_pgtable_fail(ctx, res):
                 if not injected:
                     break
                 g += 1
-                before = snapshot(vm)
+                before = quick_snapshot(vm)
                 continue
             if not injected:
                 bad.append(f"#{nth}: failed without an injected failure: {err}")
@@ -103,7 +102,7 @@ def sc_pgtable_fail(ctx, res):
             failed += 1
             if "Cannot allocate memory" not in err:
                 bad.append(f"#{nth}: error '{err}'")
-            diff = differences(before, snapshot(vm))
+            diff = differences(before, quick_snapshot(vm))
             if diff:
                 bad.append(f"#{nth}: not rolled back: {', '.join(diff)}")
         reached = failed + tolerated
@@ -148,11 +147,6 @@ ARM_CMD = ("for t in /proc/[0-9]*/task/[0-9]*; do read c < $t/comm 2>/dev/null |
            "done; true")
 DISARM_CMD = ("for t in {tids}; do f=/proc/$t/task/$t/fail-nth; [ -e $f ] || continue; "
               "read v < $f; echo 0 > $f; echo $t $v; done; true")
-SNAP_CMD = ("echo 1 >/proc/sys/vm/stat_refresh; grep MemTotal /proc/meminfo; "
-            "echo @zones; cat /proc/zoneinfo; echo @blocks; " + guest.PRESENT_CMD +
-            "; echo @iomem; grep -i 'system ram' /proc/iomem; true")
-
-
 def function_range(vm, symbol):
     """[start, end) of a kernel function: its address and the next higher
     one in /proc/kallsyms (fixed-width hex addresses sort as text)."""
@@ -175,20 +169,6 @@ def target_allocations(vm, start, end):
                  f"echo 32 > {d}/stacktrace-depth", f"echo N > {d}/ignore-gfp-wait",
                  f"echo 1 > {d}/verbose"]
     vm.run("; ".join(cmds))
-
-
-def quick_snapshot(vm):
-    """snapshot() in one guest command: MemTotal, free pages (with the
-    per-CPU lists), linked blocks, System RAM lines of /proc/iomem."""
-    out = vm.run(SNAP_CMD)
-    head, rest = out.split("@zones", 1)
-    zones_txt, rest = rest.split("@blocks", 1)
-    blocks_txt, iomem_txt = rest.split("@iomem", 1)
-    zones = parse_zoneinfo(zones_txt)
-    return {"MemTotal": int(head.split()[1]) * KIB,
-            "Free": sum(z.get("free", 0) + z["pcp"] for z in zones.values()) * 4096,
-            "blocks": sorted(int(x) for x in blocks_txt.split()),
-            "iomem": sorted(line.strip() for line in iomem_txt.splitlines() if line.strip())}
 
 
 class Sweep:
@@ -382,8 +362,6 @@ def sweep(res, name, sw):
           debug_only=True)
 def sc_fault_sweep(ctx, res):
     name = "fault-sweep"
-    if not have_debug_kernel(ctx, res, name):
-        return
     for mode in ("1", "0"):
         append = (f"nogbpages memory_hotplug.memmap_on_memory={mode} "
                   "memhp_default_state=offline")

@@ -6,7 +6,7 @@ import time
 from . import guest, model
 from .guest import GIB, KIB, MIB
 from .scenarios import check_console, scenario, settled_meminfo
-from .scenarios_fault import have_debug_kernel, quick_snapshot
+from .scenarios_fault import quick_snapshot
 from .vm import VMError
 
 SOAK_SIZE = 256 * MIB          # two memory blocks per cycle
@@ -98,8 +98,6 @@ def soak(res, name, vm, cycle, cycles):
           debug_only=True)
 def sc_soak(ctx, res):
     name = "soak"
-    if not have_debug_kernel(ctx, res, name):
-        return
     append = ("memory_hotplug.memmap_on_memory=1 memhp_default_state=offline "
               "debug_pagealloc=on")
     for path, cycle, kw in (("dimm", dimm_cycle, {}),
