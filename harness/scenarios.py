@@ -484,8 +484,11 @@ def node1_cost(ctx, res, mode, path, size=4 * GIB):
         res.check(f"{name}: node 1 MemTotal is {want // MIB} MiB", gained == want,
                   f"{gained // KIB} KiB")
         if mode == "1":
-            res.check(f"{name}: takes <= 64 KiB per GiB from node 0",
-                      taken <= 64 * KIB * size // GIB, f"{taken // KIB} KiB")
+            # lock debugging makes every block's device, kobject and kernfs
+            # nodes bigger: measured 280 KiB on the debug kernel, 176-228 on main
+            budget = 96 if ctx.debug_pass else 64
+            res.check(f"{name}: takes <= {budget} KiB per GiB from node 0",
+                      taken <= budget * KIB * size // GIB, f"{taken // KIB} KiB")
         else:
             memmap = size // 64
             res.check(f"{name}: the memmap ({memmap // MIB} MiB) comes from node 0",
