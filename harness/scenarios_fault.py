@@ -147,6 +147,8 @@ ARM_CMD = ("for t in /proc/[0-9]*/task/[0-9]*; do read c < $t/comm 2>/dev/null |
            "done; true")
 DISARM_CMD = ("for t in {tids}; do f=/proc/$t/task/$t/fail-nth; [ -e $f ] || continue; "
               "read v < $f; echo 0 > $f; echo $t $v; done; true")
+
+
 def function_range(vm, symbol):
     """[start, end) of a kernel function: its address and the next higher
     one in /proc/kallsyms (fixed-width hex addresses sort as text)."""
@@ -193,6 +195,7 @@ class Sweep:
         # for good (measured with virtio-mem: +308 KiB SUnreclaim once, then
         # nothing over repeated failures at the same or other points)
         self.attempt(1)
+        self.unlinked = 0
 
     def arm(self, n):
         return self.vm.run(ARM_CMD.format(n=n)).split()
