@@ -47,3 +47,15 @@ def mode_from_param(value):
     if v == "force":
         return "force"
     return "1" if v == "Y" else "0"
+
+
+def slope(values):
+    """Least-squares change per step of a series of numbers (0 for fewer
+    than two): a soak's free-memory drift per cycle, leak or noise."""
+    n = len(values)
+    if n < 2:
+        return 0.0
+    mx = (n - 1) / 2
+    my = sum(values) / n
+    return (sum((i - mx) * (v - my) for i, v in enumerate(values)) /
+            sum((i - mx) ** 2 for i in range(n)))

@@ -1,6 +1,7 @@
 """Reliability: many add/remove cycles leave nothing behind, a guest that
 has almost no memory left can still grow, and bad input changes nothing."""
 
+import os
 import time
 
 from . import guest, model
@@ -63,7 +64,7 @@ def soak(res, name, vm, cycle, cycles):
     """Run `cycles` cycles; from the first one on, MemTotal must stay
     identical and free memory within 1 MiB.  Returns seconds per cycle."""
     t0 = time.monotonic()
-    ref, worst, bad, done = None, 0, [], 0
+    ref, worst, bad, done, drifts = None, 0, [], 0, []
     for n in range(cycles):
         try:
             cycle(vm, n, ZONES[n % 2])
@@ -76,6 +77,7 @@ def soak(res, name, vm, cycle, cycles):
             ref = now
             continue
         drift = now["Free"] - ref["Free"]
+        drifts.append(drift)
         worst = max(worst, abs(drift))
         if now["MemTotal"] != ref["MemTotal"]:
             bad.append(f"cycle {n + 1}: MemTotal {(now['MemTotal'] - ref['MemTotal']) // KIB:+d} KiB")
@@ -84,11 +86,17 @@ def soak(res, name, vm, cycle, cycles):
         if len(bad) > 5:
             break
     per = (time.monotonic() - t0) / max(done, 1)
+    # the drift after every cycle, to tell a slow leak from noise
+    with open(os.path.join(vm.rundir, "drift.txt"), "w") as f:
+        f.write("".join(f"{i + 2} {d // KIB}\n" for i, d in enumerate(drifts)))
+    trend = model.slope(drifts) * 100 / KIB
     res.check(f"{name}: {cycles} cycles of add, online ({' / '.join(ZONES)}), offline, remove",
               done == cycles, f"{done} done, {per:.1f}s per cycle")
     res.check(f"{name}: after the first cycle MemTotal identical and free memory within "
               "1 MiB at every cycle", done == cycles and not bad,
-              "; ".join(bad[:3]) or f"largest free-memory drift {worst // KIB} KiB")
+              "; ".join(bad[:3]) or f"largest free-memory drift {worst // KIB} KiB, "
+              f"{(drifts or [0])[-1] // KIB:+d} KiB at the end, trend {trend:+.0f} KiB per "
+              f"100 cycles (build/runs/{os.path.basename(vm.rundir)}/drift.txt)")
     check_console(res, name, vm)
     return per
 

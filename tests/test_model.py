@@ -30,3 +30,11 @@ class ModelTest(unittest.TestCase):
     def test_mode_from_param(self):
         self.assertEqual([model.mode_from_param(v) for v in ("Y\n", "N", "force")],
                          ["1", "0", "force"])
+
+    def test_slope(self):
+        self.assertEqual(model.slope([]), 0.0)
+        self.assertEqual(model.slope([5]), 0.0)
+        self.assertAlmostEqual(model.slope([0, 2, 4, 6]), 2.0)
+        self.assertAlmostEqual(model.slope([3, 1, 3, 1, 3, 1]), -3 / 17.5)
+
+
