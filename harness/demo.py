@@ -5,6 +5,7 @@ import os
 
 from . import report
 from .guest import GIB, KIB, MIB
+from .parsers import failure_marker
 from .scenarios import hotadd
 from .vm import VMError
 
@@ -20,10 +21,8 @@ def measure(ctx, mode, size):
         try:
             r = hotadd(vm, size, zone="online_movable")
         except VMError as e:
-            con = vm.console()
-            why = next((m for m in ("System is deadlocked on memory", "Out of memory",
-                                    "add_memory failed") if m in con), str(e).splitlines()[0])
-            row.update(ok=False, result=f"failed: {why}"
+            why = failure_marker(vm.console(), str(e).splitlines()[0])
+            row.update(ok=False, panicked=not vm.alive(), result=f"failed: {why}"
                        + ("" if vm.alive() else " (guest panicked)"))
             return row
     row.update(ok=True, result="ok",
@@ -59,7 +58,8 @@ def chart(path, rows, sizes):
                          and r["added_gib"] == size)
                 xs.append(i + (j - 0.5) * width)
                 vals.append(r.get(key) or 0)
-                notes.append(f"{r[key]:g}" if r["ok"] else "guest\npanicked")
+                notes.append(f"{r[key]:g}" if r["ok"] else
+                             "guest\npanicked" if r.get("panicked") else "add\nrefused")
             ax.bar(xs, vals, width, color=colors[mode], label=f"memmap_on_memory={mode}")
             for x, v, n in zip(xs, vals, notes):
                 ax.text(x, v if v else (12 if log else 1), n, ha="center", va="bottom",

@@ -218,3 +218,18 @@ def console_problems(text):
                 found.append((kind, _strip_console(line)))
                 break
     return found
+
+
+# what a failed hot-add leaves on the console, most telling first: patch 20
+# refuses an add whose memmap cannot fit, the base drains memory and panics
+FAILURE_MARKERS = ("memmap needs", "System is deadlocked on memory", "Out of memory",
+                   "add_memory failed")
+
+
+def failure_marker(console, default):
+    """The first FAILURE_MARKERS line found on `console`, else `default`."""
+    for marker in FAILURE_MARKERS:
+        for line in console.splitlines():
+            if marker in line:
+                return _strip_console(line) if marker == "memmap needs" else marker
+    return default

@@ -5,7 +5,7 @@ import os
 import statistics
 import time
 
-from . import guest, model
+from . import guest, model, parsers
 from .guest import GIB, KIB, MIB
 from .parsers import ktap_totals, parse_ktap
 from .vm import VM, VMError
@@ -168,11 +168,7 @@ def big_dimm(ctx, res, name, mode, size=64 * GIB, timeout=300, reader=None):
             problems = vm.problems()
             kinds = sorted({k for k, _ in problems})
             how = ("QEMU exited (guest panic)" if not vm.alive() else "add failed")
-            first = str(e).splitlines()[0]
-            for marker in ("deadlocked on memory", "Out of memory", "add_memory failed"):
-                if marker in vm.console():
-                    first = marker
-                    break
+            first = parsers.failure_marker(vm.console(), str(e).splitlines()[0])
             return False, f"{how}: {first}" + (f" [{', '.join(kinds)}]" if kinds else ""), None, vm
         if reader:
             r["reader"] = vm.run("kill $(cat /tmp/reader.pid) && echo alive",
@@ -185,8 +181,12 @@ def sc_big0(ctx, res):
     t0 = time.monotonic()
     ok, how, _, vm = big_dimm(ctx, res, "big-mode0", "0")
     res.check("big-mode0: the add fails and the failure is observed", not ok, how)
-    # patch 18: the sections added before the failing one are removed again,
-    # so the memory their memmap took comes back (the base panics here)
+    # patch 20: 1 GiB of memmap cannot fit in 256 MiB, so the add is refused
+    # before anything is allocated (the base drains free memory and panics)
+    con = vm.console()
+    res.check("big-mode0: refused up front: memmap needs 1048576 KiB, no vmemmap allocated",
+              "its memmap needs 1048576 KiB" in con and "vmemmap alloc failure" not in con,
+              how)
     res.check("big-mode0: the guest lives on after the failed add (no panic, no OOM)",
               how.startswith("add failed") and not any(
                   k in ("panic", "oom") for k, _ in vm.problems()), how)

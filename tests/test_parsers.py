@@ -164,5 +164,23 @@ class ConsoleTest(unittest.TestCase):
         self.assertEqual(kinds, ["lockdep", "lockdep", "corruption", "bug"])
 
 
+class FailureMarkerTest(unittest.TestCase):
+    def test_refusal_wins_and_is_quoted(self):
+        text = ("[    4.1] Hotplug memory [mem 0x100000000-0x10ffffffff]: its memmap "
+                "needs 1048576 KiB, only 167636 KiB free above the reserve\n"
+                "[    4.2] acpi PNP0C80:00: add_memory failed\n")
+        self.assertEqual(parsers.failure_marker(text, "x"),
+                         "Hotplug memory [mem 0x100000000-0x10ffffffff]: its memmap needs "
+                         "1048576 KiB, only 167636 KiB free above the reserve")
+
+    def test_panic_before_generic_failure(self):
+        text = ("[    4.2] acpi PNP0C80:00: add_memory failed\n"
+                "[    5.0] Kernel panic - not syncing: System is deadlocked on memory\n")
+        self.assertEqual(parsers.failure_marker(text, "x"), "System is deadlocked on memory")
+
+    def test_default(self):
+        self.assertEqual(parsers.failure_marker("[ 1.0] all quiet\n", "timeout"), "timeout")
+
+
 if __name__ == "__main__":
     unittest.main()
