@@ -3,10 +3,11 @@ PY := /usr/bin/python3
 BUILD := build
 KERNEL := $(BUILD)/out/main/arch/x86/boot/bzImage
 DEBUG_KERNEL := $(BUILD)/out/debug/arch/x86/boot/bzImage
+STOCK_KERNEL := $(BUILD)/out/stock/arch/x86/boot/bzImage
 INITRD := $(BUILD)/guest/initrd.cpio
 HARNESS := $(PY) -m harness
 
-.PHONY: all deps base tree export check check-series kernel kernel-debug initramfs demo test soak unit list clean help
+.PHONY: all deps base tree export check check-series kernel kernel-debug kernel-stock initramfs demo test soak bench unit list clean help
 
 all: help
 help:
@@ -19,6 +20,8 @@ help:
 	@echo "make check-series  build after every patch (FROM=N: from patch N on)"
 	@echo "make kernel        build the main test kernel"
 	@echo "make kernel-debug  build the debug kernel (main + configs/debug.config)"
+	@echo "make kernel-stock  build the untouched base with the main config (for make bench)"
+	@echo "make bench         stock =0, stock =1 and ours =1 on every path, write results/bench/"
 	@echo "make test SCENARIOS='dimm-mode1 kunit'   run some scenarios (make list names them)"
 
 deps:
@@ -45,6 +48,12 @@ kernel: tree
 kernel-debug: tree
 	@scripts/build.sh -c main -c debug -o $(BUILD)/out/debug
 
+# the base without the series, same config; the series' own options
+# (its KUnit suites) do not exist there, hence --partial
+kernel-stock: deps
+	@scripts/stock.sh
+	@scripts/build.sh -t $(BUILD)/stock -c main -o $(BUILD)/out/stock --partial
+
 initramfs: tree
 	@scripts/initramfs.sh $(INITRD)
 
@@ -64,6 +73,9 @@ SOAK_CYCLES ?= 1000
 soak: kernel-debug initramfs
 	@$(HARNESS) test --no-unit --no-debug-pass --kernel $(DEBUG_KERNEL) --debug-kernel $(DEBUG_KERNEL) \
 		--initrd $(INITRD) --soak-cycles $(SOAK_CYCLES) soak
+
+bench: kernel kernel-stock initramfs
+	@$(HARNESS) bench --kernel $(KERNEL) --stock-kernel $(STOCK_KERNEL) --initrd $(INITRD) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD)/out $(BUILD)/runs $(BUILD)/guest

@@ -7,6 +7,7 @@ import sys
 import time
 import unittest
 
+from .bench import PATHS as BENCH_PATHS
 from .results import Results
 from .scenarios import DEBUG_ONLY, SCENARIOS, Context
 
@@ -15,6 +16,7 @@ BUILD = os.path.join(ROOT, "build")
 DEFAULT_KERNEL = os.path.join(BUILD, "out", "main", "arch", "x86", "boot", "bzImage")
 DEFAULT_INITRD = os.path.join(BUILD, "guest", "initrd.cpio")
 DEFAULT_DEBUG_KERNEL = os.path.join(BUILD, "out", "debug", "arch", "x86", "boot", "bzImage")
+DEFAULT_STOCK_KERNEL = os.path.join(BUILD, "out", "stock", "arch", "x86", "boot", "bzImage")
 
 
 class _Recorder(unittest.TestResult):
@@ -94,6 +96,18 @@ def main(argv=None):
     d.add_argument("--out", default=os.path.join(ROOT, "results", "demo"))
     d.add_argument("--sizes-gib", default="2,16",
                    help="comma-separated DIMM sizes in GiB (default 2,16)")
+    b = sub.add_parser("bench", help="stock =0, stock =1 and ours =1 on every path; write "
+                                     "results/bench/ and the README's benchmark section")
+    common(b)
+    b.add_argument("--stock-kernel", default=DEFAULT_STOCK_KERNEL,
+                   help="the base built without the series (make kernel-stock)")
+    b.add_argument("--out", default=os.path.join(ROOT, "results", "bench"))
+    b.add_argument("--repeat", type=int, default=3,
+                   help="samples of each add for metrics 1, 2 and 4 (default 3)")
+    b.add_argument("--timing-repeat", type=int, default=5,
+                   help="samples of the timing, metric 5 (default 5)")
+    b.add_argument("--paths", default=",".join(BENCH_PATHS),
+                   help=f"comma-separated, of {','.join(BENCH_PATHS)} (default: all)")
     sub.add_parser("list", help="list the scenarios")
     args = ap.parse_args(argv)
 
@@ -112,6 +126,21 @@ def main(argv=None):
         if args.soak_cycles < 2:
             print(f"harness: error: --soak-cycles {args.soak_cycles}: give 2 or more "
                   "(the first cycle is the reference)", file=sys.stderr)
+            return 2
+    if args.cmd == "bench":
+        paths = [p for p in args.paths.split(",") if p]
+        bad = [p for p in paths if p not in BENCH_PATHS]
+        for n, v in (("--repeat", args.repeat), ("--timing-repeat", args.timing_repeat)):
+            if not 1 <= v <= 20:
+                print(f"harness: error: {n} {v}: give 1..20", file=sys.stderr)
+                return 2
+        if bad or not paths:
+            print(f"harness: error: --paths '{args.paths}': give some of "
+                  f"{','.join(BENCH_PATHS)}", file=sys.stderr)
+            return 2
+        if not os.path.exists(args.stock_kernel):
+            print(f"harness: error: {args.stock_kernel} does not exist; run 'make "
+                  "kernel-stock' first", file=sys.stderr)
             return 2
     for path in (args.kernel, args.initrd):
         if not os.path.exists(path):
@@ -132,6 +161,13 @@ def main(argv=None):
                   "separated by commas", file=sys.stderr)
             return 2
         return demo(ctx, args.out, sizes)
+
+    if args.cmd == "bench":
+        from .bench import bench
+        return bench({"stock": args.stock_kernel, "ours": args.kernel}, args.initrd,
+                     os.path.join(args.rundir, "bench"), args.accel, args.out, args.repeat,
+                     args.timing_repeat, tuple(p for p in BENCH_PATHS if p in paths),
+                     "python3 -m harness " + " ".join(sys.argv[1:] if argv is None else argv))
 
     res = Results()
     if not args.no_unit:

@@ -2,7 +2,6 @@
 everything, and succeed when tried again.  Needs the debug kernel
 (configs/debug.config: fault injection)."""
 
-import os
 import time
 
 from . import guest, model

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Build a kernel from build/linux out of tree.
-#   build.sh [-c CONFIG]... [-o OUTDIR] [--partial]
+#   build.sh [-c CONFIG]... [-o OUTDIR] [-t TREE] [--partial]
 # Each -c names a fragment in configs/ (default: main).  The fragments are
 # merged onto 'tinyconfig'; after 'olddefconfig' every option they set must
 # have survived, otherwise the build stops and names the ones that did not.
 # --partial (for building the series patch by patch): options whose symbol
 # the tree does not define yet are only listed.
+# -t builds another tree than build/linux (make kernel-stock: build/stock,
+# the untouched base).
 # Output: OUTDIR/arch/x86/boot/bzImage; full log in OUTDIR/build.log.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -17,14 +19,15 @@ while [ $# -gt 0 ]; do
 	case $1 in
 	-c) configs+=("$2"); shift 2 ;;
 	-o) out=$2; shift 2 ;;
+	-t) TREE=$(realpath -m "$2"); shift 2 ;;
 	--partial) partial=1; shift ;;
-	*) die "unknown argument '$1' (usage: build.sh [-c CONFIG]... [-o OUTDIR] [--partial])" ;;
+	*) die "unknown argument '$1' (usage: build.sh [-c CONFIG]... [-o OUTDIR] [-t TREE] [--partial])" ;;
 	esac
 done
 [ ${#configs[@]} -gt 0 ] || configs=(main)
 [ -n "$out" ] || out=$BUILD/out/$(IFS=+; echo "${configs[*]}")
 out=$(realpath -m "$out")  # make -C changes directory: O= must be absolute
-[ -f "$TREE/Makefile" ] || die "no kernel tree in $TREE; run 'make tree' first"
+[ -f "$TREE/Makefile" ] || die "no kernel tree in $TREE; run 'make tree' (or 'make kernel-stock') first"
 frags=()
 for c in "${configs[@]}"; do
 	f=$ROOT/configs/$c.config

@@ -1,0 +1,381 @@
+"""`make bench`: the stock base (no series) against ours, on every hot-add
+path, in a 256 MiB guest.  Writes bench.json, bench.md and bench.png.
+
+Variants: stock =0, stock =1, ours =1 (memory_hotplug.memmap_on_memory).
+Paths: pc-dimm (ACPI), virtio-mem Sub Block Mode, virtio-mem Big Block Mode.
+Every sample boots a fresh guest.  The variants take turns within each
+repetition, so that a slow spell of the machine hits them alike.
+
+  1. boot memory consumed per GiB added, at 16 and 64 GiB;
+  2. share of the added memory in MemTotal after onlining;
+  3. the largest add a 256 MiB guest survives (16, 32, ... 256 GiB);
+  4. virtio-mem grow to 64 GiB and shrink to 0: seconds per GiB each way,
+     share of the memory given back;
+  5. seconds to add and online per GiB, ours / stock =0.
+"""
+
+import os
+import statistics
+import time
+
+from . import report
+from .guest import GIB, KIB
+from .parsers import failure_marker
+from .scenarios import hotadd, settled_meminfo, virtio_mem_grow
+from .vm import VM, VMError
+
+VARIANTS = (("stock", "0"), ("stock", "1"), ("ours", "1"))
+PATHS = ("pc-dimm", "vmem-sbm", "vmem-bbm")
+PATH_TITLES = {"pc-dimm": "pc-dimm", "vmem-sbm": "virtio-mem SBM", "vmem-bbm": "virtio-mem BBM"}
+COST_GIB = (16, 64)
+LADDER_GIB = (16, 32, 64, 128, 256)
+GROW_GIB = 64
+TIMING_GIB = 4
+FLOOR_PCT = 100 * (1 - 64 / 4096)   # the memmap takes 64 bytes of every 4 KiB page
+GUEST_MIB = 256
+SHOWN_GIB = (TIMING_GIB,) + COST_GIB   # metric 1 and 2 columns
+
+
+def vname(variant):
+    return f"{variant[0]} ={variant[1]}"
+
+
+def spread(values):
+    """median, min, max and count of the values (None when there are none)."""
+    if not values:
+        return None
+    return {"median": statistics.median(values), "min": min(values), "max": max(values),
+            "n": len(values)}
+
+
+def fmt_spread(s, digits=1, scale=1.0):
+    if s is None:
+        return "-"
+    med, lo, hi = (round(s[k] * scale, digits) for k in ("median", "min", "max"))
+    return f"{med:g} ({lo:g}-{hi:g}, n={s['n']})" if lo != hi else f"{med:g} (n={s['n']})"
+
+
+def ladder(points):
+    """points: {size_gib: sample} of the ladder sizes tried, smallest first.
+    Returns (largest size that succeeded or None, (size, why) of the first
+    failure or None)."""
+    best, failed = None, None
+    for size in sorted(points):
+        p = points[size]
+        if p["ok"]:
+            best = size
+        else:
+            failed = (size, p["why"])
+            break
+    return best, failed
+
+
+class Bench:
+    def __init__(self, kernels, initrd, rundir, accel="tcg", repeat=3, timing_repeat=5,
+                 paths=PATHS, log=print):
+        self.kernels = kernels          # {"stock": bzImage, "ours": bzImage}
+        self.initrd = initrd
+        self.rundir = rundir
+        self.accel = accel
+        self.repeat = repeat
+        self.timing_repeat = timing_repeat
+        self.paths = paths
+        self.log = log
+        self.commands = {}              # "variant path": one exact QEMU command line
+
+    # ---- one sample ----------------------------------------------------
+    def vm(self, variant, path, size_gib, tag):
+        append = f"memory_hotplug.memmap_on_memory={variant[1]}"
+        kw = {}
+        if path != "pc-dimm":
+            # virtio-mem stops adding while 1 GiB of its memory is offline,
+            # so its blocks are onlined as they come (pc-dimm: measured offline)
+            append += " memhp_default_state=online_movable"
+            if path == "vmem-bbm":
+                append += " virtio_mem.force_bbm=1"
+            kw["virtio_mem"] = [{"id": "vm0", "size": f"{size_gib}G"}]
+        name = f"{variant[0]}{variant[1]}-{path}-{size_gib}g-{tag}"
+        return VM(name, self.kernels[variant[0]], self.initrd, os.path.join(self.rundir, name),
+                  append=append, mem_mib=GUEST_MIB, accel=self.accel, **kw)
+
+    def sample(self, variant, path, size_gib, tag, shrink=False):
+        """Boot, add size_gib through path, online; returns a dict with ok and
+        either the numbers or why it failed."""
+        size = size_gib * GIB
+        vm = self.vm(variant, path, size_gib, tag)
+        self.commands.setdefault(f"{vname(variant)} {path}", " ".join(vm.command_line()))
+        out = {"ok": False, "size_gib": size_gib}
+        with vm:
+            try:
+                if path == "pc-dimm":
+                    r = hotadd(vm, size, zone="online_movable", timeout=600)
+                    if r["online_blocks"] != len(r["blocks"]):
+                        raise VMError(f"{r['online_blocks']} of {len(r['blocks'])} blocks online")
+                    out.update(consumed=r["consumed"], gain=r["memtotal_gain"],
+                               seconds=r["add_seconds"] + r["online_seconds"])
+                else:
+                    base = settled_meminfo(vm)
+                    _, gain, consumed, secs = virtio_mem_grow(vm, "vm0", size, base)
+                    out.update(consumed=consumed, gain=gain, seconds=secs)
+                    if shrink:
+                        _, left, _, back = virtio_mem_grow(vm, "vm0", 0, base)
+                        out.update(shrink_seconds=back, returned=gain - left)
+            except (VMError, OSError, TimeoutError) as e:
+                out["why"] = (failure_marker(vm.console(), str(e).splitlines()[0])
+                              + ("" if vm.alive() else " (guest panicked)"))
+                return out
+        out["ok"] = True
+        out["consumed_kib_per_gib"] = out["consumed"] / KIB / size_gib
+        out["usable_pct"] = 100 * out["gain"] / size
+        out["seconds_per_gib"] = out["seconds"] / size_gib
+        if shrink:
+            out["shrink_seconds_per_gib"] = out["shrink_seconds"] / size_gib
+            out["returned_pct"] = 100 * out["returned"] / out["gain"] if out["gain"] else 0.0
+        return out
+
+    def note(self, variant, path, s):
+        self.log(f"#   {vname(variant)} {path} {s['size_gib']} GiB: "
+                 + (f"{s['consumed_kib_per_gib']:.1f} KiB/GiB, {s['usable_pct']:.3f} % usable, "
+                    f"{s['seconds']:.1f} s" if s["ok"] else f"failed: {s['why']}"))
+
+    # ---- the run ---------------------------------------------------------
+    def run(self):
+        keys = [(v, p) for p in self.paths for v in VARIANTS]
+        cost = {(v, p, g): [] for v, p in keys for g in COST_GIB}
+        for rep in range(self.repeat):
+            for g in COST_GIB:
+                self.log(f"# cost: {g} GiB, repetition {rep + 1} of {self.repeat}")
+                for v, p in keys:
+                    smaller = [cost[(v, p, s)] for s in COST_GIB if s < g]
+                    if any(not x[0]["ok"] for x in smaller if x):
+                        continue    # a smaller add already failed: not tried
+                    if cost[(v, p, g)] and not cost[(v, p, g)][0]["ok"]:
+                        continue    # failed once: a failure is not repeated
+                    s = self.sample(v, p, g, f"r{rep}", shrink=p != "pc-dimm" and g == GROW_GIB)
+                    cost[(v, p, g)].append(s)
+                    self.note(v, p, s)
+        ladders = {}
+        for v, p in keys:
+            # the first cost samples are ladder points already
+            points = {g: cost[(v, p, g)][0] for g in COST_GIB if cost[(v, p, g)]}
+            for g in LADDER_GIB:
+                if ladder(points)[1]:
+                    break
+                if g not in points:
+                    self.log(f"# ladder: {vname(v)} {p} {g} GiB")
+                    points[g] = self.sample(v, p, g, "ladder")
+                    self.note(v, p, points[g])
+            ladders[(v, p)] = points
+        timing = {(v, p): [] for v, p in keys}
+        for rep in range(self.timing_repeat):
+            self.log(f"# timing: {TIMING_GIB} GiB, repetition {rep + 1} of {self.timing_repeat}")
+            for v, p in keys:
+                if timing[(v, p)] and not timing[(v, p)][0]["ok"]:
+                    continue
+                s = self.sample(v, p, TIMING_GIB, f"t{rep}")
+                timing[(v, p)].append(s)
+                self.note(v, p, s)
+        return summarize(keys, cost, ladders, timing)
+
+
+def ok_values(samples, key):
+    return [s[key] for s in samples if s["ok"]]
+
+
+def first_failure(samples):
+    bad = [s for s in samples if not s["ok"]]
+    return bad[0]["why"] if bad else None
+
+
+def summarize(keys, cost, ladders, timing):
+    """Everything the report shows, from the samples alone."""
+    rows = []
+    for v, p in keys:
+        row = {"variant": vname(v), "path": p}
+        for g in SHOWN_GIB:
+            # the smallest size is measured by the timing samples
+            ss = timing[(v, p)] if g == TIMING_GIB else cost[(v, p, g)]
+            row[f"cost_{g}"] = spread(ok_values(ss, "consumed_kib_per_gib"))
+            row[f"usable_{g}"] = spread(ok_values(ss, "usable_pct"))
+            row[f"failed_{g}"] = first_failure(ss)
+            row[f"tried_{g}"] = bool(ss)
+        if p != "pc-dimm":
+            ss = cost[(v, p, GROW_GIB)]
+            row["grow_s_per_gib"] = spread(ok_values(ss, "seconds_per_gib"))
+            row["shrink_s_per_gib"] = spread(ok_values(ss, "shrink_seconds_per_gib"))
+            row["returned_pct"] = spread(ok_values(ss, "returned_pct"))
+        best, failed = ladder(ladders[(v, p)])
+        row["largest_gib"] = best
+        row["next_failed"] = ({"size_gib": failed[0], "why": failed[1]} if failed else None)
+        row["timing_s_per_gib"] = spread(ok_values(timing[(v, p)], "seconds_per_gib"))
+        row["timing_failed"] = first_failure(timing[(v, p)])
+        rows.append(row)
+    for row in rows:
+        ref = next(r for r in rows if r["path"] == row["path"] and r["variant"] == "stock =0")
+        a, b = row["timing_s_per_gib"], ref["timing_s_per_gib"]
+        row["timing_ratio_vs_stock0"] = (a["median"] / b["median"]) if a and b and b["median"] else None
+    samples = {"cost": {f"{vname(v)}|{p}|{g}": cost[(v, p, g)] for v, p in keys for g in COST_GIB},
+               "ladder": {f"{vname(v)}|{p}": {str(g): s for g, s in ladders[(v, p)].items()}
+                          for v, p in keys},
+               "timing": {f"{vname(v)}|{p}": timing[(v, p)] for v, p in keys}}
+    return rows, samples
+
+
+# ---- report -----------------------------------------------------------------
+def cell_fail(why, tried=True):
+    if not tried:
+        return "not tried (a smaller add failed)"
+    return f"failed: {why}" if why else "-"
+
+
+def markdown(rows, info, commands, repeat, timing_repeat):
+    out = [f"Run of {info['date']} on {info['host']}; {info['qemu']}, accel {info['accel']}; "
+           f"guest {GUEST_MIB} MiB, fresh per sample; command `{info['command']}`. "
+           f"Figures: median (min-max, n samples); {repeat} repetitions of each add, "
+           f"{timing_repeat} of the {TIMING_GIB} GiB add (metric 5, also the {TIMING_GIB} GiB "
+           "columns of metric 1 and 2); a failed add is not repeated, and a larger one "
+           "is not tried after it.\n"]
+    out.append("### 1-2. Boot memory consumed and usable share\n")
+    out.append("Boot memory consumed: free memory before the add minus after it (pc-dimm: "
+               "blocks still offline; virtio-mem: blocks onlined to ZONE_MOVABLE as they come, "
+               "because the driver stops adding while 1 GiB of its memory is offline), per GiB "
+               "added.  Usable: MemTotal gained over the size added, after onlining; the floor "
+               f"is 1 - 64/4096 = {FLOOR_PCT:.2f} %.\n")
+    head = ["variant", "path"]
+    for g in SHOWN_GIB:
+        head += [f"KiB/GiB at {g} GiB", f"usable % at {g} GiB"]
+    out.append("| " + " | ".join(head) + " |")
+    out.append("|" + "|".join("---" for _ in head) + "|")
+    for r in rows:
+        cells = [r["variant"], PATH_TITLES[r["path"]]]
+        for g in SHOWN_GIB:
+            if r[f"cost_{g}"]:
+                cells += [fmt_spread(r[f"cost_{g}"]), fmt_spread(r[f"usable_{g}"], 3)]
+            else:
+                cells += [cell_fail(r[f"failed_{g}"], r[f"tried_{g}"]), "-"]
+        out.append("| " + " | ".join(cells) + " |")
+    out.append("\n### 3. Largest hot-add a 256 MiB guest survives\n")
+    out.append(f"Sizes {', '.join(str(g) for g in LADDER_GIB)} GiB in turn, each into a fresh "
+               "guest, until one fails.\n")
+    out.append("| variant | path | largest that succeeded | how the next one failed |")
+    out.append("|---|---|---|---|")
+    for r in rows:
+        nf = r["next_failed"]
+        out.append(f"| {r['variant']} | {PATH_TITLES[r['path']]} | "
+                   f"{str(r['largest_gib']) + ' GiB' if r['largest_gib'] else 'none'} | "
+                   f"{(str(nf['size_gib']) + ' GiB: ' + nf['why']) if nf else 'none failed'} |")
+    out.append(f"\n### 4. virtio-mem: 256 MiB -> {GROW_GIB} GiB -> 0 plugged, online_movable\n")
+    out.append("| variant | path | grow (s/GiB) | shrink (s/GiB) | share given back (%) |")
+    out.append("|---|---|---|---|---|")
+    for r in rows:
+        if r["path"] == "pc-dimm":
+            continue
+        if r["grow_s_per_gib"]:
+            out.append(f"| {r['variant']} | {PATH_TITLES[r['path']]} | "
+                       f"{fmt_spread(r['grow_s_per_gib'], 2)} | "
+                       f"{fmt_spread(r['shrink_s_per_gib'], 2)} | "
+                       f"{fmt_spread(r['returned_pct'], 3)} |")
+        else:
+            out.append(f"| {r['variant']} | {PATH_TITLES[r['path']]} | "
+                       f"{cell_fail(r[f'failed_{GROW_GIB}'], r[f'tried_{GROW_GIB}'])} | - | - |")
+    out.append(f"\n### 5. Seconds to add and online per GiB ({TIMING_GIB} GiB), "
+               "ratio to stock =0 in the same run\n")
+    out.append("pc-dimm: from device_add until every block is online (the guest onlines "
+               "them, clock of the host for the add, of the guest for onlining); virtio-mem: "
+               "from the request until the device reports the size plugged.\n")
+    out.append("| variant | path | s/GiB | ratio to stock =0 (medians) |")
+    out.append("|---|---|---|---|")
+    for r in rows:
+        ratio = r["timing_ratio_vs_stock0"]
+        out.append(f"| {r['variant']} | {PATH_TITLES[r['path']]} | "
+                   f"{fmt_spread(r['timing_s_per_gib'], 3) if r['timing_s_per_gib'] else cell_fail(r['timing_failed'])} | "
+                   f"{f'{ratio:.2f}' if ratio else '-'} |")
+    out.append("\n<details><summary>QEMU command lines (one per variant and path; the "
+               "sizes differ per sample)</summary>\n")
+    for k in sorted(commands):
+        out.append(f"- {k}: `{commands[k]}`")
+    out.append("\n</details>\n")
+    return "\n".join(out)
+
+
+COLORS = {"stock =0": "#c0392b", "stock =1": "#e67e22", "ours =1": "#27ae60"}
+
+
+def chart(path, rows):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = [p for p in PATHS if any(r["path"] == p for r in rows)]
+    variants = [vname(v) for v in VARIANTS]
+    fig, axes = plt.subplots(1, 2, figsize=(14, 4.6), gridspec_kw={"width_ratios": [2, 1]})
+    width = 0.8 / len(variants)
+    # metric 1: KiB per GiB at each size, log scale, min-max as error bars
+    ax = axes[0]
+    groups = [(p, g) for p in paths for g in SHOWN_GIB]
+    for j, v in enumerate(variants):
+        for i, (p, g) in enumerate(groups):
+            r = next(r for r in rows if r["path"] == p and r["variant"] == v)
+            s = r[f"cost_{g}"]
+            x = i + (j - (len(variants) - 1) / 2) * width
+            if s:
+                ax.bar(x, s["median"], width, color=COLORS[v],
+                       yerr=[[s["median"] - s["min"]], [s["max"] - s["median"]]], capsize=2,
+                       label=v if i == 0 else None)
+                ax.text(x, s["max"] * 1.15, f"{s['median']:.0f}", ha="center", fontsize=6)
+            else:
+                ax.bar(x, 0, width, color=COLORS[v], label=v if i == 0 else None)
+                ax.text(x, 12, "failed" if r[f"tried_{g}"] else "not tried", ha="center",
+                        va="bottom", fontsize=6, rotation=90)
+    ax.set_yscale("log")
+    ax.set_ylim(10, 1e5)
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels([f"{PATH_TITLES[p]}\n{g} GiB" for p, g in groups], fontsize=7)
+    ax.set_ylabel("KiB of boot memory per GiB added (log)")
+    ax.set_title("1. Cost of the hot-add (lower is better)", fontsize=10)
+    ax.legend(fontsize=8)
+    # metric 3: the largest add survived
+    ax = axes[1]
+    for j, v in enumerate(variants):
+        for i, p in enumerate(paths):
+            r = next(r for r in rows if r["path"] == p and r["variant"] == v)
+            x = i + (j - (len(variants) - 1) / 2) * width
+            best = r["largest_gib"] or 0
+            ax.bar(x, best, width, color=COLORS[v], label=v if i == 0 else None)
+            ax.text(x, max(best, 1) * 1.1, f"{best} GiB" if best else "none",
+                    ha="center", fontsize=7)
+    ax.set_yscale("log", base=2)
+    ax.set_ylim(1, 1024)
+    ax.set_xticks(range(len(paths)))
+    ax.set_xticklabels([PATH_TITLES[p] for p in paths], fontsize=8)
+    ax.set_ylabel("GiB (log2)")
+    ax.set_title(f"3. Largest hot-add a {GUEST_MIB} MiB guest survives (of "
+                 f"{', '.join(str(g) for g in LADDER_GIB)} GiB)", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.suptitle("Stock Linux 6.12.117 against the series, memory_hotplug.memmap_on_memory "
+                 f"=0/=1, {GUEST_MIB} MiB TCG guest", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def bench(kernels, initrd, rundir, accel, outdir, repeat, timing_repeat, paths, command):
+    b = Bench(kernels, initrd, rundir, accel, repeat, timing_repeat, paths)
+    t0 = time.monotonic()
+    rows, samples = b.run()
+    info = report.machine()
+    info.update(accel=accel, command=command, seconds=round(time.monotonic() - t0),
+                kernels=kernels)
+    md = markdown(rows, info, b.commands, repeat, timing_repeat)
+    report.write(outdir, "bench", {"machine": info, "repeat": repeat,
+                                   "timing_repeat": timing_repeat, "rows": rows,
+                                   "samples": samples, "qemu": b.commands}, md)
+    chart(os.path.join(outdir, "bench.png"), rows)
+    readme = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "README.md")
+    rel = os.path.relpath(outdir, os.path.dirname(readme))
+    report.update_readme(readme, "bench-chart", f"![benchmark chart]({rel}/bench.png)")
+    report.update_readme(readme, "bench", md)
+    print(md)
+    print(f"# wrote {outdir}/bench.json, bench.md, bench.png in {info['seconds']} s")
+    return 0
