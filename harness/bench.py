@@ -15,6 +15,7 @@ repetition, so that a slow spell of the machine hits them alike.
 """
 
 import os
+import re
 import statistics
 import time
 
@@ -33,6 +34,7 @@ GROW_GIB = 64
 TIMING_GIB = 4
 FLOOR_PCT = 100 * (1 - 64 / 4096)   # the memmap takes 64 bytes of every 4 KiB page
 GUEST_MIB = 256
+POLL = 0.05     # seconds between looks at the guest or device: the timing's grain
 SHOWN_GIB = (TIMING_GIB,) + COST_GIB   # metric 1 and 2 columns
 
 
@@ -108,20 +110,21 @@ class Bench:
         with vm:
             try:
                 if path == "pc-dimm":
-                    r = hotadd(vm, size, zone="online_movable", timeout=600)
+                    r = hotadd(vm, size, zone="online_movable", timeout=600, poll=POLL)
                     if r["online_blocks"] != len(r["blocks"]):
                         raise VMError(f"{r['online_blocks']} of {len(r['blocks'])} blocks online")
                     out.update(consumed=r["consumed"], gain=r["memtotal_gain"],
                                seconds=r["add_seconds"] + r["online_seconds"])
                 else:
                     base = settled_meminfo(vm)
-                    _, gain, consumed, secs = virtio_mem_grow(vm, "vm0", size, base)
+                    _, gain, consumed, secs = virtio_mem_grow(vm, "vm0", size, base, poll=POLL)
                     out.update(consumed=consumed, gain=gain, seconds=secs)
                     if shrink:
-                        _, left, _, back = virtio_mem_grow(vm, "vm0", 0, base)
+                        _, left, _, back = virtio_mem_grow(vm, "vm0", 0, base, poll=POLL)
                         out.update(shrink_seconds=back, returned=gain - left)
             except (VMError, OSError, TimeoutError) as e:
-                out["why"] = (failure_marker(vm.console(), str(e).splitlines()[0])
+                why = failure_marker(vm.console(), str(e).splitlines()[0])
+                out["why"] = (re.sub(r"\[\s*\d+\.\d+\]\s*", "", why)
                               + ("" if vm.alive() else " (guest panicked)"))
                 return out
         out["ok"] = True

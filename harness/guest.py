@@ -119,7 +119,7 @@ def present_blocks(vm):
     return {int(x) for x in vm.run(PRESENT_CMD).split()}
 
 
-def wait_new_blocks(vm, before, count, timeout=300):
+def wait_new_blocks(vm, before, count, timeout=300, poll=0.5):
     """Wait until `count` blocks beyond the set `before` exist and are linked
     to their node (the add is complete).  Returns the new block ids.
     Raises VMError if the guest reports that adding failed, dies, or the
@@ -135,7 +135,7 @@ def wait_new_blocks(vm, before, count, timeout=300):
                 raise VMError(f"guest reported '{marker}' after {len(new)} of {count} blocks")
         if time.monotonic() > deadline:
             raise VMError(f"only {len(new)} of {count} new memory blocks after {timeout}s")
-        time.sleep(0.5)
+        time.sleep(poll)
 
 
 def remove_dimm(vm, dev, timeout=120):
@@ -170,7 +170,7 @@ def settle_virtio_mem(vm, dev, quiet=20, timeout=300):
             return got
 
 
-def set_virtio_mem(vm, dev, size, timeout=600, stall=60):
+def set_virtio_mem(vm, dev, size, timeout=600, stall=60, poll=0.5):
     """Ask the guest for `size` bytes plugged and wait until the device
     reports it.  Returns the size reached.  Raises when the plugged size
     has not moved for `stall` seconds (the driver retries a failed add
@@ -192,4 +192,4 @@ def set_virtio_mem(vm, dev, size, timeout=600, stall=60):
             raise VMError(f"virtio-mem {dev}: plugged {got >> 20} MiB of {size >> 20} MiB, "
                           f"no progress for {now - moved:.0f}s; guest: "
                           f"{said[-1].strip() if said else 'nothing'}")
-        time.sleep(0.5)
+        time.sleep(poll)

@@ -58,14 +58,16 @@ def settled_meminfo(vm, reads=3):
     return info
 
 
-def hotadd(vm, size, zone="online_movable", dev="d0", timeout=300):
-    """Hot-add a pc-dimm, measure, online it.  Returns a dict of numbers."""
+def hotadd(vm, size, zone="online_movable", dev="d0", timeout=300, poll=0.5):
+    """Hot-add a pc-dimm, measure, online it.  Returns a dict of numbers.
+    `poll`: seconds between looks for the new blocks (add_seconds is that
+    coarse)."""
     bs = guest.block_size(vm)
     before = settled_meminfo(vm)
     b0 = guest.linked_blocks(vm)
     t0 = time.monotonic()
     guest.add_dimm(vm, dev, size)
-    new = guest.wait_new_blocks(vm, b0, size // bs, timeout)
+    new = guest.wait_new_blocks(vm, b0, size // bs, timeout, poll)
     add_s = time.monotonic() - t0
     added = settled_meminfo(vm)
     online_s = guest.set_blocks_state(vm, new, zone, timeout)
@@ -301,11 +303,11 @@ def sc_kselftest(ctx, res):
             check_console(res, name, vm)
 
 
-def virtio_mem_grow(vm, dev, size, base, timeout=600):
+def virtio_mem_grow(vm, dev, size, base, timeout=600, poll=0.5):
     """Resize a virtio-mem device whose memory the guest onlines itself
     (memhp_default_state=online_movable) and measure against `base`."""
     t0 = time.monotonic()
-    guest.set_virtio_mem(vm, dev, size, timeout)
+    guest.set_virtio_mem(vm, dev, size, timeout, poll=poll)
     seconds = time.monotonic() - t0
     now = settled_meminfo(vm)
     gain = now["MemTotal"] - base["MemTotal"]
