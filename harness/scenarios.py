@@ -394,7 +394,14 @@ def vmem_roundtrip(ctx, res, name, append, devices):
         plugged = guest.virtio_mem_size(vm, "vm0")
         res.check(f"{name}: device and guest agree on 0 plugged", plugged == 0 and
                   not (set(guest.linked_blocks(vm)) - set(b0)), f"device {plugged}")
-        vmem_unplug_busy(vm, res, name, base, b0)
+        if ctx.debug_pass:
+            # the driver unplugs every block it can empty, so the busy guest
+            # ends at its OOM edge; with the debug kernel's larger footprint
+            # the OOM killer once took the agent (CI, 2026-11-26)
+            res.skip(f"{name}: unplug while busy", "not on the debug kernel: an unplug "
+                     "that meets 1 GiB of tmpfs leaves the guest too little to answer")
+        else:
+            vmem_unplug_busy(vm, res, name, base, b0)
         check_console(res, name, vm)
 
 
