@@ -231,6 +231,13 @@ def cell_fail(why, tried=True):
     return f"failed: {why}" if why else "-"
 
 
+def table(out, head, lines):
+    """Append a Markdown table: head is the titles, lines the rows' cells."""
+    out.append("| " + " | ".join(head) + " |")
+    out.append("|" + "|".join("---" for _ in head) + "|")
+    out.extend("| " + " | ".join(str(c) for c in cells) + " |" for cells in lines)
+
+
 def markdown(rows, info, commands, repeat, timing_repeat):
     out = [f"Run of {info['date']} on {info['host']}; {info['qemu']}, accel {info['accel']}; "
            f"guest {GUEST_MIB} MiB, fresh per sample; command `{info['command']}`. "
@@ -247,8 +254,7 @@ def markdown(rows, info, commands, repeat, timing_repeat):
     head = ["variant", "path"]
     for g in SHOWN_GIB:
         head += [f"KiB/GiB at {g} GiB", f"usable % at {g} GiB"]
-    out.append("| " + " | ".join(head) + " |")
-    out.append("|" + "|".join("---" for _ in head) + "|")
+    lines = []
     for r in rows:
         cells = [r["variant"], PATH_TITLES[r["path"]]]
         for g in SHOWN_GIB:
@@ -256,43 +262,34 @@ def markdown(rows, info, commands, repeat, timing_repeat):
                 cells += [fmt_spread(r[f"cost_{g}"]), fmt_spread(r[f"usable_{g}"], 3)]
             else:
                 cells += [cell_fail(r[f"failed_{g}"], r[f"tried_{g}"]), "-"]
-        out.append("| " + " | ".join(cells) + " |")
+        lines.append(cells)
+    table(out, head, lines)
     out.append("\n### 3. Largest hot-add a 256 MiB guest survives\n")
     out.append(f"Sizes {', '.join(str(g) for g in LADDER_GIB)} GiB in turn, each into a fresh "
                "guest, until one fails.\n")
-    out.append("| variant | path | largest that succeeded | how the next one failed |")
-    out.append("|---|---|---|---|")
-    for r in rows:
-        nf = r["next_failed"]
-        out.append(f"| {r['variant']} | {PATH_TITLES[r['path']]} | "
-                   f"{str(r['largest_gib']) + ' GiB' if r['largest_gib'] else 'none'} | "
-                   f"{(str(nf['size_gib']) + ' GiB: ' + nf['why']) if nf else 'none failed'} |")
+    table(out, ["variant", "path", "largest that succeeded", "how the next one failed"],
+          [[r["variant"], PATH_TITLES[r["path"]],
+            f"{r['largest_gib']} GiB" if r["largest_gib"] else "none",
+            f"{r['next_failed']['size_gib']} GiB: {r['next_failed']['why']}"
+            if r["next_failed"] else "none failed"] for r in rows])
     out.append(f"\n### 4. virtio-mem: 256 MiB -> {GROW_GIB} GiB -> 0 plugged, online_movable\n")
-    out.append("| variant | path | grow (s/GiB) | shrink (s/GiB) | share given back (%) |")
-    out.append("|---|---|---|---|---|")
-    for r in rows:
-        if r["path"] == "pc-dimm":
-            continue
-        if r["grow_s_per_gib"]:
-            out.append(f"| {r['variant']} | {PATH_TITLES[r['path']]} | "
-                       f"{fmt_spread(r['grow_s_per_gib'], 2)} | "
-                       f"{fmt_spread(r['shrink_s_per_gib'], 2)} | "
-                       f"{fmt_spread(r['returned_pct'], 3)} |")
-        else:
-            out.append(f"| {r['variant']} | {PATH_TITLES[r['path']]} | "
-                       f"{cell_fail(r[f'failed_{GROW_GIB}'], r[f'tried_{GROW_GIB}'])} | - | - |")
+    table(out, ["variant", "path", "grow (s/GiB)", "shrink (s/GiB)", "share given back (%)"],
+          [[r["variant"], PATH_TITLES[r["path"]]]
+           + ([fmt_spread(r["grow_s_per_gib"], 2), fmt_spread(r["shrink_s_per_gib"], 2),
+               fmt_spread(r["returned_pct"], 3)] if r["grow_s_per_gib"] else
+              [cell_fail(r[f"failed_{GROW_GIB}"], r[f"tried_{GROW_GIB}"]), "-", "-"])
+           for r in rows if r["path"] != "pc-dimm"])
     out.append(f"\n### 5. Seconds to add and online per GiB ({TIMING_GIB} GiB), "
                "ratio to stock =0 in the same run\n")
     out.append("pc-dimm: from device_add until every block is online (the guest onlines "
                "them, clock of the host for the add, of the guest for onlining); virtio-mem: "
                "from the request until the device reports the size plugged.\n")
-    out.append("| variant | path | s/GiB | ratio to stock =0 (medians) |")
-    out.append("|---|---|---|---|")
-    for r in rows:
-        ratio = r["timing_ratio_vs_stock0"]
-        out.append(f"| {r['variant']} | {PATH_TITLES[r['path']]} | "
-                   f"{fmt_spread(r['timing_s_per_gib'], 3) if r['timing_s_per_gib'] else cell_fail(r['timing_failed'])} | "
-                   f"{f'{ratio:.2f}' if ratio else '-'} |")
+    table(out, ["variant", "path", "s/GiB", "ratio to stock =0 (medians)"],
+          [[r["variant"], PATH_TITLES[r["path"]],
+            fmt_spread(r["timing_s_per_gib"], 3) if r["timing_s_per_gib"]
+            else cell_fail(r["timing_failed"]),
+            f"{r['timing_ratio_vs_stock0']:.2f}" if r["timing_ratio_vs_stock0"] else "-"]
+           for r in rows])
     out.append("\n<details><summary>QEMU command lines (one per variant and path; the "
                "sizes differ per sample)</summary>\n")
     for k in sorted(commands):
