@@ -4,10 +4,11 @@ BUILD := build
 KERNEL := $(BUILD)/out/main/arch/x86/boot/bzImage
 DEBUG_KERNEL := $(BUILD)/out/debug/arch/x86/boot/bzImage
 STOCK_KERNEL := $(BUILD)/out/stock/arch/x86/boot/bzImage
+NOTHP_KERNEL := $(BUILD)/out/nothp/arch/x86/boot/bzImage
 INITRD := $(BUILD)/guest/initrd.cpio
 HARNESS := $(PY) -m harness
 
-.PHONY: all deps base tree export check check-series kernel kernel-debug kernel-stock initramfs demo test soak bench unit list clean help
+.PHONY: all deps base tree export check check-series kernel kernel-debug kernel-nothp kernel-stock initramfs demo test soak bench unit list clean help
 
 all: help
 help:
@@ -20,6 +21,7 @@ help:
 	@echo "make check-series  build after every patch (FROM=N: from patch N on)"
 	@echo "make kernel        build the main test kernel"
 	@echo "make kernel-debug  build the debug kernel (main + configs/debug.config)"
+	@echo "make kernel-nothp  build the kernel without THP and HUGETLB (main + configs/nothp.config)"
 	@echo "make kernel-stock  build the untouched base with the main config (for make bench)"
 	@echo "make bench         stock =0, stock =1 and ours =1 on every path, write results/bench/"
 	@echo "make test SCENARIOS='dimm-mode1 kunit'   run some scenarios (make list names them)"
@@ -48,6 +50,10 @@ kernel: tree
 kernel-debug: tree
 	@scripts/build.sh -c main -c debug -o $(BUILD)/out/debug
 
+# 4 MiB pageblocks: the memmap of a 128 MiB block ends inside one
+kernel-nothp: tree
+	@scripts/build.sh -c main -c nothp -o $(BUILD)/out/nothp
+
 # the base without the series, same config; the series' own options
 # (its KUnit suites) do not exist there, hence --partial
 kernel-stock: deps
@@ -66,8 +72,9 @@ list:
 demo: kernel initramfs
 	@$(HARNESS) demo --kernel $(KERNEL) --initrd $(INITRD)
 
-test: kernel kernel-debug initramfs
-	@$(HARNESS) test --kernel $(KERNEL) --debug-kernel $(DEBUG_KERNEL) --initrd $(INITRD) $(SCENARIOS)
+test: kernel kernel-debug kernel-nothp initramfs
+	@$(HARNESS) test --kernel $(KERNEL) --debug-kernel $(DEBUG_KERNEL) --nothp-kernel $(NOTHP_KERNEL) \
+		--initrd $(INITRD) $(SCENARIOS)
 
 SOAK_CYCLES ?= 1000
 soak: kernel-debug initramfs

@@ -19,26 +19,24 @@ def memmap_pages(block_bytes):
     return div_round_up(memmap_bytes(block_bytes), PAGE_SIZE)
 
 
-def selfhosted_pages(block_bytes, mode, pageblock_pages):
+def selfhosted_pages(block_bytes, mode):
     """Pages at the start of each hot-added block that hold its memmap, as
-    the base kernel decides it (mm/memory_hotplug.c,
-    mhp_supports_memmap_on_memory()).  mode is '0', '1' or 'force'."""
+    the series decides it (mm/memory_hotplug.c,
+    mhp_memmap_on_memory_why_not()).  mode is '0', '1' or 'force'.  The
+    memmap need not fill whole pageblocks, and 'force' no longer pads it:
+    the pageblock size does not matter."""
     if mode == "0":
         return 0
     nr = memmap_pages(block_bytes)
-    if mode == "force":
-        nr = div_round_up(nr, pageblock_pages) * pageblock_pages
-    if nr % pageblock_pages or memmap_bytes(block_bytes) % PMD_SIZE:
-        return 0
-    if nr == block_bytes // PAGE_SIZE:
+    if memmap_bytes(block_bytes) % PMD_SIZE or nr >= block_bytes // PAGE_SIZE:
         return 0
     return nr
 
 
-def usable_bytes(size, block_bytes, mode, pageblock_pages):
+def usable_bytes(size, block_bytes, mode):
     """MemTotal gained when `size` bytes of blocks are onlined."""
     nblocks = size // block_bytes
-    return size - nblocks * selfhosted_pages(block_bytes, mode, pageblock_pages) * PAGE_SIZE
+    return size - nblocks * selfhosted_pages(block_bytes, mode) * PAGE_SIZE
 
 
 def mode_from_param(value):

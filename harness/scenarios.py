@@ -86,9 +86,11 @@ def hotadd(vm, size, zone="online_movable", dev="d0", timeout=300, poll=0.5):
     }
 
 
-def remove(vm, blocks, dev="d0", timeout=300):
-    """Offline the blocks, unplug the DIMM, wait until its blocks are gone."""
-    guest.set_blocks_state(vm, blocks, "offline", timeout)
+def remove(vm, blocks, dev="d0", timeout=300, offline=True):
+    """Offline the blocks (unless they are), unplug the DIMM, wait until its
+    blocks are gone."""
+    if offline:
+        guest.set_blocks_state(vm, blocks, "offline", timeout)
     guest.remove_dimm(vm, dev, timeout)
     deadline = time.monotonic() + timeout
     while set(blocks) & guest.linked_blocks(vm):
@@ -116,16 +118,18 @@ def dimm_roundtrip(ctx, res, name, mode, size=2 * GIB):
         pb_pages = 1 << guest.pageblock_order(vm)
         r = hotadd(vm, size)
         bs = r["block_size"]
-        per_block = model.selfhosted_pages(bs, mode, pb_pages)
+        per_block = model.selfhosted_pages(bs, mode)
         if mode == "0":
             res.check(f"{name}: boot memory drops >= 15 MiB per GiB added",
                       r["consumed_per_gib"] >= 15 * MIB, kib_per_gib(r["consumed_per_gib"]))
         else:
-            res.check(f"{name}: boot memory drops <= 256 KiB per GiB added",
-                      r["consumed_per_gib"] <= 256 * KIB, kib_per_gib(r["consumed_per_gib"]))
+            # measured 36-74 KiB/GiB at 2 GiB: a slab or per-CPU list refill
+            # moves free memory by ~64 KiB; big-mode1 holds 64 KiB/GiB
+            res.check(f"{name}: boot memory drops <= 128 KiB per GiB added",
+                      r["consumed_per_gib"] <= 128 * KIB, kib_per_gib(r["consumed_per_gib"]))
             res.check(f"{name}: each block hosts its memmap ({per_block} pages)",
                       per_block > 0, f"block {bs // MIB} MiB, pageblock {pb_pages} pages")
-        want = model.usable_bytes(size, bs, mode, pb_pages)
+        want = model.usable_bytes(size, bs, mode)
         res.check(f"{name}: MemTotal grows by exactly {want // KIB} KiB",
                   r["memtotal_gain"] == want, f"grew {r['memtotal_gain'] // KIB} KiB")
         res.check(f"{name}: all {len(r['blocks'])} blocks online",
@@ -152,7 +156,7 @@ def sc_dimm1(ctx, res):
     dimm_roundtrip(ctx, res, "dimm-mode1", "1")
 
 
-@scenario("dimm-force", "memmap_on_memory=force: as =1, with the documented per-block waste")
+@scenario("dimm-force", "memmap_on_memory=force: the same as =1, nothing padded")
 def sc_dimm_force(ctx, res):
     dimm_roundtrip(ctx, res, "dimm-force", "force")
 
@@ -214,6 +218,15 @@ def sc_big1(ctx, res):
                   f"{kib_per_gib(r['consumed_per_gib'])}")
         res.check("big-mode1: the valid_zones reader was running throughout the add",
                   r["reader"] == "alive", r["reader"] or "the reader was killed")
+        # 64 GiB makes the few hundred KiB of noise in free memory small
+        # (2 GiB adds cannot tell 40 from 70 KiB/GiB); the debug kernel's
+        # lockdep and DEBUG_VM data cost ~80 KiB/GiB
+        limit = 128 if ctx.debug_pass else 64
+        res.check(f"big-mode1: boot memory drops <= {limit} KiB per GiB added",
+                  r["consumed_per_gib"] <= limit * KIB, kib_per_gib(r["consumed_per_gib"]))
+        want = model.usable_bytes(64 * GIB, r["block_size"], "1")
+        res.check(f"big-mode1: MemTotal grows by exactly {want // KIB} KiB",
+                  r["memtotal_gain"] == want, f"grew {r['memtotal_gain'] // KIB} KiB")
     check_console(res, "big-mode1", vm)
 
 
@@ -358,12 +371,11 @@ def vmem_roundtrip(ctx, res, name, append, devices):
     size, cycles = (16 * GIB, 3) if ctx.debug_pass else (64 * GIB, 10)
     with ctx.vm(name, append, virtio_mem=devices) as vm:
         bs = guest.block_size(vm)
-        pb_pages = 1 << guest.pageblock_order(vm)
         base = settled_meminfo(vm)
         b0 = guest.linked_blocks(vm)
         now, gain, consumed, secs = virtio_mem_grow(vm, "vm0", size, base)
         res.passed(f"{name}: plugged size reaches {size // GIB} GiB", f"{secs:.1f}s")
-        want = model.usable_bytes(size, bs, "1", pb_pages)
+        want = model.usable_bytes(size, bs, "1")
         res.check(f"{name}: MemTotal grows by exactly {want // MIB} MiB", gain == want,
                   f"grew {gain // MIB} MiB")
         res.check(f"{name}: boot memory consumed <= 64 KiB per GiB", consumed <= 64 * size // GIB * KIB,
@@ -473,7 +485,6 @@ def node1_cost(ctx, res, mode, path, size=4 * GIB):
     devices = [{"id": "vm0", "size": "4G", "node": 1}] if path == "vmem" else []
     with ctx.vm(name, append, numa_nodes=2, virtio_mem=devices) as vm:
         bs = guest.block_size(vm)
-        pb_pages = 1 << guest.pageblock_order(vm)
         res.check(f"{name}: node 1 starts without memory", guest.managed_bytes(vm, 1) == 0,
                   f"{guest.managed_bytes(vm, 1) // KIB} KiB")
         b0 = guest.linked_blocks(vm)
@@ -489,7 +500,7 @@ def node1_cost(ctx, res, mode, path, size=4 * GIB):
             time.sleep(0.5)
         taken = free0 - statistics.median(guest.free_bytes(vm, 0) for _ in range(3))
         gained = guest.managed_bytes(vm, 1)
-        want = model.usable_bytes(size, bs, mode, pb_pages)
+        want = model.usable_bytes(size, bs, mode)
         res.check(f"{name}: node 1 MemTotal is {want // MIB} MiB", gained == want,
                   f"{gained // KIB} KiB")
         if mode == "1":
@@ -522,11 +533,10 @@ def sc_vmem_auto_movable(ctx, res):
               "memory_hotplug.online_policy=auto-movable")
     with ctx.vm(name, append, virtio_mem=[{"id": "vm0", "size": "4G"}]) as vm:
         bs = guest.block_size(vm)
-        pb_pages = 1 << guest.pageblock_order(vm)
         base = settled_meminfo(vm)
         b0 = guest.linked_blocks(vm)
         now, gain, consumed, secs = virtio_mem_grow(vm, "vm0", size, base)
-        want = model.usable_bytes(size, bs, "1", pb_pages)
+        want = model.usable_bytes(size, bs, "1")
         res.check(f"{name}: MemTotal grows by exactly {want // MIB} MiB", gain == want,
                   f"grew {gain // MIB} MiB in {secs:.1f}s")
         res.check(f"{name}: boot memory consumed <= 64 KiB per GiB",

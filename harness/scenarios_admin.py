@@ -122,6 +122,13 @@ def sc_admin(ctx, res):
                              ("False", "N"), ("FORCE", "force"), ("y", "Y")):
             ok, now = write_mode(vm, value)
             res.check(f"{name}: the mode takes {value}", ok and now == reads, now)
+            # what a block added now would reserve: force pads nothing
+            want = 0 if reads == "N" else per_block
+            got = int(vm.run(f"cat {guest.SYS_MEM}/memmap_on_memory_pages"))
+            res.check(f"{name}: with {value}, memmap_on_memory_pages is {want}", got == want,
+                      str(got))
+        res.check(f"{name}: the kernel log does not say the mode has no effect",
+                  "has no effect" not in vm.console())
 
         # DIMMs under both modes, removed under the other mode
         base = settled_meminfo(vm)

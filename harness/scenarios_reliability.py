@@ -6,7 +6,7 @@ import time
 
 from . import guest, model
 from .guest import GIB, KIB, MIB
-from .scenarios import check_console, scenario, settled_meminfo
+from .scenarios import check_console, hotadd, remove, scenario, settled_meminfo
 from .scenarios_fault import quick_snapshot
 from .vm import VMError
 
@@ -100,7 +100,7 @@ def soak(res, name, vm, cycle, cycles):
               "; ".join(bad[:3]) or f"largest free-memory drift {worst // KIB} KiB, "
               f"{(drifts or [0])[-1] // KIB:+d} KiB at the end, trend {trend:+.0f} KiB per "
               f"100 cycles ({late:+.0f} over the second half; "
-              f"build/runs/{os.path.basename(vm.rundir)}/drift.txt)")
+              f"{os.path.relpath(os.path.join(vm.rundir, 'drift.txt'))})")
     check_console(res, name, vm)
     return per
 
@@ -123,6 +123,96 @@ def sc_soak(ctx, res):
         with ctx.vm(f"{name}-{path}", append, kernel=ctx.debug_kernel, mem_mib=3072,
                     **kw) as vm:
             soak(res, sub, vm, cycle, ctx.soak_cycles)
+
+
+CYCLES = 100
+
+
+@scenario("cycles", f"memmap on memory: {CYCLES} cycles of a 256 MiB pc-dimm add, online "
+                    "(kernel and movable in turn), offline, remove: no leak, no splat")
+def sc_cycles(ctx, res):
+    """The soak's pc-dimm cycle on the kernel of the pass, for the memmap
+    layouts of its configuration (on the nothp kernel: a memmap that ends
+    inside a pageblock).  The debug kernel has the soak scenario."""
+    name = "cycles"
+    if ctx.debug_pass:
+        res.skip(name, "the debug kernel runs the soak scenario instead")
+        return
+    append = "memory_hotplug.memmap_on_memory=1 memhp_default_state=offline"
+    # 3 GiB for ZONE_NORMAL at boot, as in the soak
+    with ctx.vm(name, append, mem_mib=3072) as vm:
+        res.check(f"{name}: a block hot-added now hosts its memmap",
+                  int(vm.run(f"cat {guest.SYS_MEM}/memmap_on_memory_pages")) > 0)
+        soak(res, f"{name}/dimm", vm, dimm_cycle, CYCLES)
+
+
+# ---- offlining moves what uses the pageblock the memmap ends in ----------
+KPF_LRU = 1 << 5
+KPF_BUDDY = 1 << 10
+BUSY_DIR = "/busy"
+
+
+def page_flags(vm, pfn, count):
+    """/proc/kpageflags of `count` pages from `pfn`."""
+    out = vm.run(f"dd if=/proc/kpageflags bs=8 skip={pfn} count={count} 2>/dev/null | "
+                 "od -An -tu8 -v")
+    flags = [int(x) for x in out.split()]
+    if len(flags) != count:
+        raise VMError(f"read {len(flags)} page flags of {count} at pfn {pfn:#x}")
+    return flags
+
+
+@scenario("busy-offline", "memmap on memory: a block in ZONE_MOVABLE whose first pageblock "
+                          "holds busy tmpfs pages after the memmap offlines, the pages migrate "
+                          "intact; the memmap pages stay")
+def sc_busy_offline(ctx, res):
+    name = "busy-offline"
+    size = 128 * MIB
+    append = "memory_hotplug.memmap_on_memory=1 memhp_default_state=offline"
+    with ctx.vm(name, append) as vm:
+        r = hotadd(vm, size, zone="online_movable")
+        (block,) = r["blocks"]
+        bs = r["block_size"]
+        pfn = block * bs // model.PAGE_SIZE
+        memmap = int(vm.run(f"cat {guest.SYS_MEM}/memory{block}/memmap_on_memory_pages"))
+        pb = 1 << guest.pageblock_order(vm)
+        res.check(f"{name}: the block hosts its memmap", memmap == model.selfhosted_pages(bs, "1"),
+                  f"{memmap} pages, pageblock {pb} pages")
+        # ZONE_MOVABLE is the first choice of tmpfs pages: more than the
+        # block holds fills it, down to its watermarks
+        fill = (bs - memmap * model.PAGE_SIZE) // MIB + 32
+        vm.run(f"mkdir -p {BUSY_DIR} && mount -t tmpfs -o size=100% busy {BUSY_DIR} && "
+               f"dd if=/dev/urandom of={BUSY_DIR}/f bs=1M count={fill} 2>/dev/null && "
+               f"md5sum {BUSY_DIR}/f > /md5", timeout=300)
+        # the pages after the memmap up to the end of its pageblock (the
+        # whole first pageblock after it if the memmap fills pageblocks)
+        first = pfn + memmap
+        last = (first // pb + 1) * pb
+        flags = page_flags(vm, first, last - first)
+        busy = sum(1 for f in flags if f & KPF_LRU)
+        res.check(f"{name}: tmpfs pages in use after the memmap, in the pageblock it ends in",
+                  busy >= (last - first) // 8, f"{busy} of {last - first} on the LRU")
+        # in use by the kernel: never handed to the page allocator
+        memmap_flags = page_flags(vm, pfn, memmap)
+        res.check(f"{name}: the memmap pages are neither free nor on the LRU",
+                  not any(f & (KPF_LRU | KPF_BUDDY) for f in memmap_flags))
+        t0 = time.monotonic()
+        rc, out = vm.run(f"echo offline > {guest.SYS_MEM}/memory{block}/state", timeout=300,
+                         check=False)
+        res.check(f"{name}: the busy block offlines", rc == 0,
+                  f"{time.monotonic() - t0:.1f}s" if rc == 0 else out.strip()[-200:])
+        state = vm.run(f"cat {guest.SYS_MEM}/memory{block}/state").strip()
+        res.check(f"{name}: the block is offline", state == "offline", state)
+        res.check(f"{name}: the tmpfs data is intact after migration",
+                  vm.run("md5sum -c /md5 >/dev/null 2>&1 && echo same || echo differs")
+                  .strip() == "same")
+        vm.run(f"rm -f {BUSY_DIR}/f")
+        after = remove(vm, r["blocks"], offline=False) if state == "offline" else None
+        if after is not None:
+            res.check(f"{name}: MemTotal back to its value before the add",
+                      after["MemTotal"] == r["memtotal_before"],
+                      f"{(after['MemTotal'] - r['memtotal_before']) // KIB:+d} KiB")
+        check_console(res, name, vm)
 
 
 # ---- hot-add into a guest that has almost no memory left ----------------
@@ -180,7 +270,7 @@ def sc_lowmem(ctx, res):
             res.check(f"{sub}: the 16 GiB add succeeds and every block onlines",
                       not ok and online == size // bs, ok or f"{online} of {len(new)} online")
             gain = guest.meminfo(vm)["MemTotal"] - before["MemTotal"]
-            want = model.usable_bytes(size, bs, "1", 1 << guest.pageblock_order(vm))
+            want = model.usable_bytes(size, bs, "1")
             res.check(f"{sub}: MemTotal grows by exactly {want // MIB} MiB", gain == want,
                       f"{gain // KIB:+d} KiB")
             check_console(res, sub, vm)

@@ -57,29 +57,33 @@ kmake olddefconfig || die "olddefconfig failed; see $log"
 defined() {  # is CONFIG_$1 a symbol of this tree?
 	grep -rqE --include='Kconfig*' "^[[:space:]]*(menu)?config[[:space:]]+${1#CONFIG_}\$" "$TREE"
 }
-missing=()
-undefined=()
+# What the fragments want, a later fragment overriding an earlier one (the
+# nothp fragment unsets options that main sets): CONFIG_X -> value or "n".
+declare -A want=()
+order=()
 while IFS= read -r line; do
 	case $line in
-	CONFIG_*=*)
-		opt=${line%%=*}
-		want=${line#*=}
-		have=$(grep -E "^$opt=" "$out/.config" | cut -d= -f2- || true)
-		if [ "$have" != "$want" ]; then
-			if [ -n "$partial" ] && ! defined "$opt"; then
-				undefined+=("$opt")
-			else
-				missing+=("$opt=$want (got ${have:-unset})")
-			fi
-		fi
-		;;
-	'# CONFIG_'*' is not set')
-		opt=${line#\# }
-		opt=${opt%% *}
-		grep -qE "^$opt=[ym]" "$out/.config" && missing+=("$opt unset (got set)")
-		;;
+	CONFIG_*=*) opt=${line%%=*}; val=${line#*=} ;;
+	'# CONFIG_'*' is not set') opt=${line#\# }; opt=${opt%% *}; val=n ;;
+	*) continue ;;
 	esac
+	[ -n "${want[$opt]+x}" ] || order+=("$opt")
+	want[$opt]=$val
 done < <(cat "${frags[@]}")
+missing=()
+undefined=()
+for opt in "${order[@]}"; do
+	have=$(grep -E "^$opt=" "$out/.config" | cut -d= -f2- || true)
+	if [ "${want[$opt]}" = n ]; then
+		[ -z "$have" ] || missing+=("$opt unset (got $have)")
+	elif [ "$have" != "${want[$opt]}" ]; then
+		if [ -n "$partial" ] && ! defined "$opt"; then
+			undefined+=("$opt")
+		else
+			missing+=("$opt=${want[$opt]} (got ${have:-unset})")
+		fi
+	fi
+done
 [ ${#missing[@]} -eq 0 ] || die "options lost after olddefconfig: ${missing[*]}"
 [ ${#undefined[@]} -eq 0 ] || say "not in this tree yet: ${undefined[*]}"
 
