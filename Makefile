@@ -5,10 +5,11 @@ KERNEL := $(BUILD)/out/main/arch/x86/boot/bzImage
 DEBUG_KERNEL := $(BUILD)/out/debug/arch/x86/boot/bzImage
 STOCK_KERNEL := $(BUILD)/out/stock/arch/x86/boot/bzImage
 NOTHP_KERNEL := $(BUILD)/out/nothp/arch/x86/boot/bzImage
+STOCK_NOTHP_KERNEL := $(BUILD)/out/stock-nothp/arch/x86/boot/bzImage
 INITRD := $(BUILD)/guest/initrd.cpio
 HARNESS := $(PY) -m harness
 
-.PHONY: all deps base tree export check check-series kernel kernel-debug kernel-nothp kernel-stock initramfs demo test soak bench unit list clean help
+.PHONY: all deps base tree export check check-series kernel kernel-debug kernel-nothp kernel-stock kernel-stock-nothp initramfs demo test soak bench bench-main bench-nothp unit list clean help
 
 all: help
 help:
@@ -23,7 +24,8 @@ help:
 	@echo "make kernel-debug  build the debug kernel (main + configs/debug.config)"
 	@echo "make kernel-nothp  build the kernel without THP and HUGETLB (main + configs/nothp.config)"
 	@echo "make kernel-stock  build the untouched base with the main config (for make bench)"
-	@echo "make bench         stock =0, stock =1 and ours =1 on every path, write results/bench/"
+	@echo "make bench         stock =0, stock =1 and ours =1 on every path, write results/bench/;"
+	@echo "                   then the nothp kernels (stock =1, stock =force, ours =1), results/bench-nothp/"
 	@echo "make test SCENARIOS='dimm-mode1 kunit'   run some scenarios (make list names them)"
 
 deps:
@@ -60,6 +62,10 @@ kernel-stock: deps
 	@scripts/stock.sh
 	@scripts/build.sh -t $(BUILD)/stock -c main -o $(BUILD)/out/stock --partial
 
+kernel-stock-nothp: deps
+	@scripts/stock.sh
+	@scripts/build.sh -t $(BUILD)/stock -c main -c nothp -o $(BUILD)/out/stock-nothp --partial
+
 initramfs: tree
 	@scripts/initramfs.sh $(INITRD)
 
@@ -81,8 +87,15 @@ soak: kernel-debug initramfs
 	@$(HARNESS) test --no-unit --no-debug-pass --kernel $(DEBUG_KERNEL) --debug-kernel $(DEBUG_KERNEL) \
 		--initrd $(INITRD) --soak-cycles $(SOAK_CYCLES) soak
 
-bench: kernel kernel-stock initramfs
+# two runs, one table each: the main config, then the one without THP
+bench: bench-main bench-nothp
+
+bench-main: kernel kernel-stock initramfs
 	@$(HARNESS) bench --kernel $(KERNEL) --stock-kernel $(STOCK_KERNEL) --initrd $(INITRD) $(BENCH_ARGS)
+
+bench-nothp: kernel-nothp kernel-stock-nothp initramfs
+	@$(HARNESS) bench --set nothp --kernel $(NOTHP_KERNEL) --stock-kernel $(STOCK_NOTHP_KERNEL) \
+		--initrd $(INITRD) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD)/out $(BUILD)/runs $(BUILD)/guest

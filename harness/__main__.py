@@ -7,7 +7,7 @@ import sys
 import time
 import unittest
 
-from .bench import PATHS as BENCH_PATHS
+from .bench import SETS as BENCH_SETS
 from .results import Results
 from .scenarios import DEBUG_ONLY, SCENARIOS, Context
 
@@ -123,13 +123,18 @@ def main(argv=None):
     common(b)
     b.add_argument("--stock-kernel", default=DEFAULT_STOCK_KERNEL,
                    help="the base built without the series (make kernel-stock)")
-    b.add_argument("--out", default=os.path.join(ROOT, "results", "bench"))
+    b.add_argument("--out", default=None,
+                   help="results folder (default: results/bench, results/bench-nothp)")
     b.add_argument("--repeat", type=int, default=3,
                    help="samples of each add for metrics 1, 2 and 4 (default 3)")
     b.add_argument("--timing-repeat", type=int, default=5,
                    help="samples of the timing, metric 5 (default 5)")
-    b.add_argument("--paths", default=",".join(BENCH_PATHS),
-                   help=f"comma-separated, of {','.join(BENCH_PATHS)} (default: all)")
+    b.add_argument("--set", default="main", choices=sorted(BENCH_SETS),
+                   help="main: stock =0, stock =1, ours =1 on every path (default); nothp: "
+                        "the kernels without THP and HUGETLB, stock =1, stock =force, ours =1 "
+                        "on pc-dimm")
+    b.add_argument("--paths", default=None,
+                   help="comma-separated, some of the set's paths (default: all of them)")
     sub.add_parser("list", help="list the scenarios")
     args = ap.parse_args(argv)
 
@@ -152,15 +157,17 @@ def main(argv=None):
                   "(the first cycle is the reference)", file=sys.stderr)
             return 2
     if args.cmd == "bench":
-        paths = [p for p in args.paths.split(",") if p]
-        bad = [p for p in paths if p not in BENCH_PATHS]
+        set_paths = BENCH_SETS[args.set]["paths"]
+        given = args.paths if args.paths is not None else ",".join(set_paths)
+        paths = [p for p in given.split(",") if p]
+        bad = [p for p in paths if p not in set_paths]
         for n, v in (("--repeat", args.repeat), ("--timing-repeat", args.timing_repeat)):
             if not 1 <= v <= 20:
                 print(f"harness: error: {n} {v}: give 1..20", file=sys.stderr)
                 return 2
         if bad or not paths:
-            print(f"harness: error: --paths '{args.paths}': give some of "
-                  f"{','.join(BENCH_PATHS)}", file=sys.stderr)
+            print(f"harness: error: --paths '{given}': give some of "
+                  f"{','.join(set_paths)} (set {args.set})", file=sys.stderr)
             return 2
         if not os.path.exists(args.stock_kernel):
             print(f"harness: error: {args.stock_kernel} does not exist; run 'make "
@@ -188,10 +195,13 @@ def main(argv=None):
 
     if args.cmd == "bench":
         from .bench import bench
+        sub_dir = "bench" if args.set == "main" else f"bench-{args.set}"
+        out = args.out or os.path.join(ROOT, "results", sub_dir)
         return bench({"stock": args.stock_kernel, "ours": args.kernel}, args.initrd,
-                     os.path.join(args.rundir, "bench"), args.accel, args.out, args.repeat,
-                     args.timing_repeat, tuple(p for p in BENCH_PATHS if p in paths),
-                     "python3 -m harness " + " ".join(sys.argv[1:] if argv is None else argv))
+                     os.path.join(args.rundir, sub_dir), args.accel, out, args.repeat,
+                     args.timing_repeat, tuple(p for p in set_paths if p in paths),
+                     "python3 -m harness " + " ".join(sys.argv[1:] if argv is None else argv),
+                     args.set)
 
     res = Results()
     if not args.no_unit:

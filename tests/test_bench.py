@@ -44,8 +44,8 @@ class LadderTest(unittest.TestCase):
         self.assertEqual(bench.ladder({g: ok(g, 1) for g in bench.LADDER_GIB}), (256, None))
 
 
-def made_up_run():
-    keys = [(v, p) for p in bench.PATHS for v in bench.VARIANTS]
+def made_up_run(variants=bench.VARIANTS, paths=bench.PATHS):
+    keys = [(v, p) for p in paths for v in variants]
     cost, ladders, timing = {}, {}, {}
     for v, p in keys:
         good = v[0] == "ours" or (p == "pc-dimm" and v[1] == "1")
@@ -70,7 +70,8 @@ class SummaryTest(unittest.TestCase):
         ours = next(r for r in rows if r["variant"] == "ours =1" and r["path"] == "vmem-sbm")
         self.assertEqual(ours["cost_16"]["median"], 31)
         self.assertEqual(ours["largest_gib"], 16)
-        self.assertEqual(ours["timing_ratio_vs_stock0"], 0.5)
+        self.assertEqual(ours["timing_ratio"], 0.5)
+        self.assertEqual(ours["timing_ref"], "stock =0")
         stock = next(r for r in rows if r["variant"] == "stock =0" and r["path"] == "pc-dimm")
         self.assertIsNone(stock["cost_16"])
         self.assertEqual(stock["failed_16"], "deadlocked")
@@ -96,6 +97,21 @@ class SummaryTest(unittest.TestCase):
         with tempfile.TemporaryDirectory() as d:
             bench.chart(os.path.join(d, "bench.png"), rows)
             self.assertGreater(os.path.getsize(os.path.join(d, "bench.png")), 10000)
+
+
+class NothpSetTest(unittest.TestCase):
+    def test_ratio_to_the_first_variant_and_no_virtio_mem_table(self):
+        spec = bench.SETS["nothp"]
+        rows, _ = bench.summarize(*made_up_run(spec["variants"], spec["paths"]))
+        self.assertEqual([r["variant"] for r in rows], ["stock =1", "stock =force", "ours =1"])
+        # made_up_run: stock =1 on pc-dimm is good, so it is the reference
+        self.assertEqual({r["timing_ref"] for r in rows}, {"stock =1"})
+        self.assertEqual(rows[0]["timing_ratio"], 1.0)
+        info = {"date": "d", "host": "h", "qemu": "q", "accel": "tcg", "command": "c"}
+        md = bench.markdown(rows, info, {}, 3, 5, spec["title"])
+        self.assertIn("4 MiB pageblocks", md)
+        self.assertIn("ratio to stock =1 (medians)", md)
+        self.assertNotIn("virtio-mem: 256 MiB", md)
 
 
 if __name__ == "__main__":
