@@ -70,6 +70,24 @@ def run_scenarios(ctx, names, res):
         print(f"# {name}: {time.monotonic() - t0:.0f}s", flush=True)
 
 
+def run_pass(args, res, label, kernel, target, names, before=None, **ctx_kw):
+    """The scenarios `names` again on another kernel, their checks named
+    'LABEL: ...'; `before(ctx, res)` first checks the kernel is the one meant."""
+    if not names:
+        return
+    print(f"# the scenarios again on the {label} kernel {kernel}", flush=True)
+    res.prefix = f"{label}: "
+    if not os.path.exists(kernel):
+        res.fail(f"{label} kernel present", f"missing {kernel}; run 'make {target}'")
+    else:
+        ctx = Context(kernel, args.initrd, os.path.join(args.rundir, label), args.accel,
+                      args.debug_kernel, args.soak_cycles, **ctx_kw)
+        if before:
+            before(ctx, res)
+        run_scenarios(ctx, names, res)
+    res.prefix = ""
+
+
 def check_pageblock_order(ctx, res, order):
     """The pass is only worth its name if the kernel has these pageblocks."""
     from . import guest
@@ -208,34 +226,15 @@ def main(argv=None):
         run_unit(res)
     names = args.scenarios or list(SCENARIOS)
     run_scenarios(ctx, names, res)
-    again = [n for n in names if n not in DEBUG_ONLY]
-    if again and not args.no_debug_pass:
-        # the same scenarios on the debug kernel: lockdep, DEBUG_VM and
-        # DEBUG_LIST reports fail them through the console checks
-        print(f"# the scenarios again on the debug kernel {args.debug_kernel}", flush=True)
-        res.prefix = "debug: "
-        if not os.path.exists(args.debug_kernel):
-            res.fail("debug kernel present", f"missing {args.debug_kernel}; "
-                     "run 'make kernel-debug'")
-        else:
-            dctx = Context(args.debug_kernel, args.initrd, os.path.join(args.rundir, "debug"),
-                           args.accel, args.debug_kernel, args.soak_cycles, debug_pass=True)
-            run_scenarios(dctx, again, res)
-        res.prefix = ""
-    nothp = [n for n in names if n in NOTHP_SCENARIOS]
-    if nothp and not args.no_nothp_pass:
-        print(f"# the memmap scenarios again on the nothp kernel {args.nothp_kernel}",
-              flush=True)
-        res.prefix = "nothp: "
-        if not os.path.exists(args.nothp_kernel):
-            res.fail("nothp kernel present", f"missing {args.nothp_kernel}; "
-                     "run 'make kernel-nothp'")
-        else:
-            nctx = Context(args.nothp_kernel, args.initrd, os.path.join(args.rundir, "nothp"),
-                           args.accel, args.debug_kernel, args.soak_cycles)
-            check_pageblock_order(nctx, res, NOTHP_PAGEBLOCK_ORDER)
-            run_scenarios(nctx, nothp, res)
-        res.prefix = ""
+    if not args.no_debug_pass:
+        # lockdep, DEBUG_VM and DEBUG_LIST reports fail the scenarios
+        # through their console checks
+        run_pass(args, res, "debug", args.debug_kernel, "kernel-debug",
+                 [n for n in names if n not in DEBUG_ONLY], debug_pass=True)
+    if not args.no_nothp_pass:
+        run_pass(args, res, "nothp", args.nothp_kernel, "kernel-nothp",
+                 [n for n in names if n in NOTHP_SCENARIOS],
+                 before=lambda c, r: check_pageblock_order(c, r, NOTHP_PAGEBLOCK_ORDER))
     print(res.closing_line(), flush=True)
     return 1 if res.count("fail") else 0
 
