@@ -169,7 +169,10 @@ def sc_busy_offline(ctx, res):
     name = "busy-offline"
     size = 128 * MIB
     append = "memory_hotplug.memmap_on_memory=1 memhp_default_state=offline"
-    with ctx.vm(name, append) as vm:
+    # 512 MiB: offlining migrates the block's ~126 MiB into DMA32, which
+    # must still have that much free after the fill spilled over (with
+    # 256 MiB the debug kernel's footprint left 2 MiB: offlining waited on)
+    with ctx.vm(name, append, mem_mib=512) as vm:
         r = hotadd(vm, size, zone="online_movable")
         (block,) = r["blocks"]
         bs = r["block_size"]
