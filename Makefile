@@ -9,17 +9,21 @@ STOCK_NOTHP_KERNEL := $(BUILD)/out/stock-nothp/arch/x86/boot/bzImage
 INITRD := $(BUILD)/guest/initrd.cpio
 HARNESS := $(PY) -m harness
 
-.PHONY: all deps base tree export check check-series kernel kernel-debug kernel-nothp kernel-stock kernel-stock-nothp initramfs demo test soak bench bench-main bench-nothp unit list clean help
+.PHONY: all deps base tree export check check-series kernel kernel-debug kernel-nothp kernel-stock kernel-stock-nothp initramfs deps-cross cross demo test test-full soak bench bench-main bench-nothp unit list clean help
 
 all: help
 help:
 	@echo "make demo          build the kernel, measure a 16 GiB hot-add with =0 and =1, write results/demo/"
 	@echo "make test          every test: harness unit tests, KUnit, scenarios (closing line: N passed, N failed)"
+	@echo "make test-full     make test, and the scenarios that compare with the base run the stock"
+	@echo "                   kernels too (builds make kernel-stock and kernel-stock-nothp)"
 	@echo "make soak          1000 add/online/offline/remove cycles per path on the debug kernel (SOAK_CYCLES=N)"
 	@echo "make tree          build/linux = pinned base + git am of patches/series"
 	@echo "make export        write build/linux's commits back to patches/"
 	@echo "make check         checkpatch.pl --strict on every patch"
 	@echo "make check-series  build after every patch (FROM=N: from patch N on)"
+	@echo "make cross         cross-build the files the series touches for arm64, powerpc (ppc64le),"
+	@echo "                   riscv (ARCHES='arm64 riscv' for some)"
 	@echo "make kernel        build the main test kernel"
 	@echo "make kernel-debug  build the debug kernel (main + configs/debug.config)"
 	@echo "make kernel-nothp  build the kernel without THP and HUGETLB (main + configs/nothp.config)"
@@ -42,6 +46,13 @@ export:
 
 check: tree
 	@scripts/check.sh
+
+# the files the series touches, cross-built for arm64, ppc64le and riscv64
+deps-cross:
+	@scripts/deps.sh --cross
+
+cross: tree deps-cross
+	@scripts/cross.sh $(ARCHES)
 
 check-series: deps
 	@scripts/check-series.sh $(FROM)
@@ -80,6 +91,13 @@ demo: kernel initramfs
 
 test: kernel kernel-debug kernel-nothp initramfs
 	@$(HARNESS) test --kernel $(KERNEL) --debug-kernel $(DEBUG_KERNEL) --nothp-kernel $(NOTHP_KERNEL) \
+		--initrd $(INITRD) $(SCENARIOS)
+
+# the same, and pagecache-add and vmem-kernel also boot the untouched base
+# (same configs) and check that the series does no worse
+test-full: cross kernel kernel-debug kernel-nothp kernel-stock kernel-stock-nothp initramfs
+	@$(HARNESS) test --kernel $(KERNEL) --debug-kernel $(DEBUG_KERNEL) --nothp-kernel $(NOTHP_KERNEL) \
+		--stock-kernel $(STOCK_KERNEL) --stock-nothp-kernel $(STOCK_NOTHP_KERNEL) \
 		--initrd $(INITRD) $(SCENARIOS)
 
 SOAK_CYCLES ?= 1000

@@ -9,7 +9,7 @@ import unittest
 
 from .bench import SETS as BENCH_SETS
 from .results import Results
-from .scenarios import DEBUG_ONLY, SCENARIOS, Context
+from .scenarios import DEBUG_ONLY, NOT_ON_DEBUG, SCENARIOS, Context
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build")
@@ -19,11 +19,14 @@ DEFAULT_DEBUG_KERNEL = os.path.join(BUILD, "out", "debug", "arch", "x86", "boot"
 DEFAULT_STOCK_KERNEL = os.path.join(BUILD, "out", "stock", "arch", "x86", "boot", "bzImage")
 DEFAULT_NOTHP_KERNEL = os.path.join(BUILD, "out", "nothp", "arch", "x86", "boot", "bzImage")
 # The scenarios the kernel without THP and HUGETLB runs again: its 4 MiB
-# pageblocks are twice the 2 MiB memmap of a 128 MiB block.  virtio-mem is
-# not among them: in Sub Block Mode its subblocks are 4 MiB there, and the
-# memmap stays in other memory (vmem-sbm-odd covers that on main).
+# pageblocks are twice the 2 MiB memmap of a 128 MiB block.  Of virtio-mem
+# it runs vmem-kernel: Big Block Mode blocks host their memmap there, and in
+# kernel zones the pageblock shared by the memmap and the first onlined
+# pages must not keep the driver from unplugging (Sub Block Mode's 4 MiB
+# subblocks keep the memmap in other memory; vmem-sbm-odd covers that on
+# main).
 NOTHP_SCENARIOS = ("kunit", "kselftest", "dimm-mode1", "dimm-force", "big-mode1", "admin",
-                   "cycles", "busy-offline")
+                   "cycles", "busy-offline", "pagecache-add", "vmem-kernel")
 NOTHP_PAGEBLOCK_ORDER = 10
 
 
@@ -128,6 +131,11 @@ def main(argv=None):
                         "pageblocks) for a third pass of the memmap scenarios")
     t.add_argument("--no-nothp-pass", action="store_true",
                    help="do not run the scenarios again on the nothp kernel")
+    t.add_argument("--stock-kernel", default=None,
+                   help="the base without the series, main config (make kernel-stock): "
+                        "scenarios that compare with the base run it too (make test-full)")
+    t.add_argument("--stock-nothp-kernel", default=None,
+                   help="the same for the nothp pass (make kernel-stock-nothp)")
     t.add_argument("--soak-cycles", type=int, default=20,
                    help="cycles per path in the soak scenario (default 20; make soak: 1000)")
     t.add_argument("scenarios", nargs="*", metavar="SCENARIO")
@@ -158,7 +166,8 @@ def main(argv=None):
 
     if args.cmd == "list":
         for name, (_, doc) in SCENARIOS.items():
-            where = "debug kernel only" if name in DEBUG_ONLY else "main, then debug kernel"
+            where = ("debug kernel only" if name in DEBUG_ONLY else
+                     "main" if name in NOT_ON_DEBUG else "main, then debug kernel")
             if name in NOTHP_SCENARIOS:
                 where += ", then nothp"
             print(f"{name:18s} [{where}] {doc}")
@@ -170,6 +179,12 @@ def main(argv=None):
             print(f"harness: error: unknown scenario {', '.join(unknown)}; "
                   f"known: {' '.join(SCENARIOS)}", file=sys.stderr)
             return 2
+        for opt in ("stock_kernel", "stock_nothp_kernel"):
+            path = getattr(args, opt)
+            if path is not None and not os.path.exists(path):
+                print(f"harness: error: --{opt.replace('_', '-')} {path} does not exist; run "
+                      f"'make {opt.replace('_', '-')}' first", file=sys.stderr)
+                return 2
         if args.soak_cycles < 2:
             print(f"harness: error: --soak-cycles {args.soak_cycles}: give 2 or more "
                   "(the first cycle is the reference)", file=sys.stderr)
@@ -197,7 +212,8 @@ def main(argv=None):
                   file=sys.stderr)
             return 2
     ctx = Context(args.kernel, args.initrd, args.rundir, args.accel,
-                  getattr(args, "debug_kernel", None), getattr(args, "soak_cycles", 20))
+                  getattr(args, "debug_kernel", None), getattr(args, "soak_cycles", 20),
+                  stock_kernel=getattr(args, "stock_kernel", None))
 
     if args.cmd == "demo":
         from .demo import demo
@@ -230,11 +246,13 @@ def main(argv=None):
         # lockdep, DEBUG_VM and DEBUG_LIST reports fail the scenarios
         # through their console checks
         run_pass(args, res, "debug", args.debug_kernel, "kernel-debug",
-                 [n for n in names if n not in DEBUG_ONLY], debug_pass=True)
+                 [n for n in names if n not in DEBUG_ONLY and n not in NOT_ON_DEBUG],
+                 debug_pass=True)
     if not args.no_nothp_pass:
         run_pass(args, res, "nothp", args.nothp_kernel, "kernel-nothp",
                  [n for n in names if n in NOTHP_SCENARIOS],
-                 before=lambda c, r: check_pageblock_order(c, r, NOTHP_PAGEBLOCK_ORDER))
+                 before=lambda c, r: check_pageblock_order(c, r, NOTHP_PAGEBLOCK_ORDER),
+                 stock_kernel=args.stock_nothp_kernel)
     print(res.closing_line(), flush=True)
     return 1 if res.count("fail") else 0
 

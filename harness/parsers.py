@@ -33,8 +33,9 @@ ZONE_HEAD = re.compile(r"^Node (\d+), zone\s+(\w+)")
 
 def parse_zoneinfo(text):
     """/proc/zoneinfo -> {(node, zone): {field: int}} for the per-zone
-    counters; 'pcp' is the sum of the per-CPU free lists ('count:'), pages
-    that are free but not in the buddy and so not in MemFree."""
+    counters and watermarks ('min', 'low', 'high'); 'pcp' is the sum of the
+    per-CPU free lists ('count:'), pages that are free but not in the buddy
+    and so not in MemFree."""
     zones = {}
     cur = None
     for line in text.splitlines():
@@ -49,7 +50,8 @@ def parse_zoneinfo(text):
             cur["pcp"] += int(parts[1])
             continue
         if len(parts) == 2 and parts[1].isdigit() and parts[0] in (
-                "spanned", "present", "managed", "start_pfn", "free", "cma"):
+                "spanned", "present", "managed", "start_pfn", "free", "cma", "min", "low",
+                "high"):
             cur[parts[0]] = int(parts[1])
         elif len(parts) == 3 and parts[0] == "pages" and parts[1] == "free":
             cur["free"] = int(parts[2])
@@ -221,8 +223,10 @@ def console_problems(text):
 
 
 # what a failed hot-add leaves on the console, most telling first: patch 20
-# refuses an add whose memmap cannot fit, the base drains memory and panics
-FAILURE_MARKERS = ("memmap needs", "System is deadlocked on memory", "Out of memory",
+# stops an add at the first section whose memmap does not fit, the base
+# drains memory and panics
+MEMMAP_REFUSED = "memmap does not fit"
+FAILURE_MARKERS = (MEMMAP_REFUSED, "System is deadlocked on memory", "Out of memory",
                    "add_memory failed")
 
 
@@ -231,5 +235,5 @@ def failure_marker(console, default):
     for marker in FAILURE_MARKERS:
         for line in console.splitlines():
             if marker in line:
-                return _strip_console(line) if marker == "memmap needs" else marker
+                return _strip_console(line) if marker == MEMMAP_REFUSED else marker
     return default

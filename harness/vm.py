@@ -24,7 +24,7 @@ class VMError(Exception):
 class VM:
     def __init__(self, name, kernel, initrd, rundir, append="", mem_mib=256,
                  slots=8, maxmem_gib=300, smp=2, virtio_mem=(), numa_nodes=1, dimms=(),
-                 boot_timeout=180, accel="tcg"):
+                 boot_timeout=180, accel="tcg", disks=()):
         self.name = name
         self.kernel = kernel
         self.initrd = initrd
@@ -36,6 +36,7 @@ class VM:
         self.smp = smp
         self.virtio_mem = list(virtio_mem)
         self.dimms = list(dimms)  # cold-plugged: [{"id":, "size": bytes}]
+        self.disks = list(disks)  # raw images, read-only virtio-blk: /dev/vda, ...
         self.numa_nodes = numa_nodes
         self.boot_timeout = boot_timeout
         self.accel = accel
@@ -75,6 +76,9 @@ class VM:
                      "-device", f"virtio-mem-pci,id={dev},memdev=mem-{dev},requested-size=0"
                      + (f",node={vm['node']}" if "node" in vm else "")
                      + (f",block-size={vm['block_size']}" if "block_size" in vm else "")]
+        for i, image in enumerate(self.disks):
+            args += ["-drive", f"file={image},if=none,id=disk{i},format=raw,readonly=on",
+                     "-device", f"virtio-blk-pci,drive=disk{i}"]
         return args
 
     def sock(self, what):

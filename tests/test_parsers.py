@@ -50,6 +50,9 @@ class ZoneinfoTest(unittest.TestCase):
         self.assertLessEqual(n["present"], n["spanned"])
         self.assertIn("free", n)
         self.assertGreater(z[(0, "Movable")]["pcp"], 0)   # per-CPU lists summed
+        # watermarks, not the per-CPU lists' 'high:' lines
+        d = z[(0, "DMA32")]
+        self.assertEqual((d["min"], d["low"], d["high"]), (419, 523, 627))
 
     def test_pcp_sum(self):
         text = ("Node 0, zone   Normal\n  pages free     10\n  pagesets\n    cpu: 0\n"
@@ -166,12 +169,14 @@ class ConsoleTest(unittest.TestCase):
 
 class FailureMarkerTest(unittest.TestCase):
     def test_refusal_wins_and_is_quoted(self):
-        text = ("[    4.1] Hotplug memory [mem 0x100000000-0x10ffffffff]: its memmap "
-                "needs 1048576 KiB, only 167636 KiB free above the reserve\n"
+        text = ("[    4.1] Hotplug memory [mem 0x100000000-0x10ffffffff]: memmap does not "
+                "fit: the section at 0x10c000000 needs 2048 KiB, 1944 KiB are free or "
+                "reclaimable above the boosted high watermarks\n"
                 "[    4.2] acpi PNP0C80:00: add_memory failed\n")
         self.assertEqual(parsers.failure_marker(text, "x"),
-                         "Hotplug memory [mem 0x100000000-0x10ffffffff]: its memmap needs "
-                         "1048576 KiB, only 167636 KiB free above the reserve")
+                         "Hotplug memory [mem 0x100000000-0x10ffffffff]: memmap does not fit: "
+                         "the section at 0x10c000000 needs 2048 KiB, 1944 KiB are free or "
+                         "reclaimable above the boosted high watermarks")
 
     def test_panic_before_generic_failure(self):
         text = ("[    4.2] acpi PNP0C80:00: add_memory failed\n"

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Cross-build every C file of the kernel that the series touches, for the
+# architectures whose memory hotplug the generic changes reach, with Debian's
+# cross compilers: each architecture's defconfig + configs/cross.config.
+# A file that does not compile, or compiles with a warning, fails the run.
+#   cross.sh [ARCH...]     (default: arm64 powerpc riscv)
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+declare -A CROSS=([arm64]=aarch64-linux-gnu- [powerpc]=powerpc64le-linux-gnu-
+	[riscv]=riscv64-linux-gnu-)
+declare -A DEFCONFIG=([arm64]=defconfig [powerpc]=ppc64le_defconfig [riscv]=defconfig)
+arches=("$@")
+[ ${#arches[@]} -gt 0 ] || arches=(arm64 powerpc riscv)
+for a in "${arches[@]}"; do
+	[ -n "${CROSS[$a]+x}" ] || die "unknown architecture '$a' (have: ${!CROSS[*]})"
+	command -v "${CROSS[$a]}gcc" >/dev/null ||
+		die "no ${CROSS[$a]}gcc; run 'make deps-cross' (Debian's gcc cross compilers)"
+done
+[ -f "$TREE/Makefile" ] || die "no kernel tree in $TREE; run 'make tree' first"
+
+# the series' C files outside arch/ and tools/, and its own arch's files
+mapfile -t files < <(git -C "$TREE" diff --name-only base HEAD -- '*.c' |
+	grep -vE '^(tools|arch)/' || true)
+[ ${#files[@]} -gt 0 ] || die "the series touches no C file outside arch/ and tools/?"
+
+failed=0
+for a in "${arches[@]}"; do
+	out=$BUILD/out/cross-$a
+	log=$out/build.log
+	mkdir -p "$out"
+	: >"$log"
+	km() {
+		make -C "$TREE" O="$out" ARCH="$a" CROSS_COMPILE="${CROSS[$a]}" -j"$(nproc)" "$@" \
+			>>"$log" 2>&1
+	}
+	say "$a: ${DEFCONFIG[$a]} + cross.config"
+	km "${DEFCONFIG[$a]}" || die "$a: ${DEFCONFIG[$a]} failed; see $log"
+	(cd "$out" && "$TREE/scripts/kconfig/merge_config.sh" -m -O "$out" .config \
+		"$ROOT/configs/cross.config") >>"$log" 2>&1 || die "$a: merge_config failed; see $log"
+	km olddefconfig || die "$a: olddefconfig failed; see $log"
+	lost=()
+	while IFS= read -r line; do
+		case $line in CONFIG_*=*) ;; *) continue ;; esac
+		grep -qx "$line" "$out/.config" || lost+=("$line")
+	done <"$ROOT/configs/cross.config"
+	if [ ${#lost[@]} -gt 0 ]; then
+		echo "FAIL $a: options lost after olddefconfig: ${lost[*]}"
+		failed=$((failed + 1))
+		continue
+	fi
+	objs=("${files[@]/%.c/.o}")
+	say "$a: building ${objs[*]}"
+	for o in "${objs[@]}"; do
+		rm -f "$out/$o"
+		if ! km "$o"; then
+			echo "FAIL $a: $o does not build"
+			grep -E 'error' "$log" | head -5
+			failed=$((failed + 1))
+		elif warn=$(grep -E "(^|/)${o%.o}\.c:[0-9]+:[0-9]+: warning" "$log"); then
+			echo "FAIL $a: $o builds with warnings"
+			echo "$warn" | head -5
+			failed=$((failed + 1))
+		else
+			echo "ok   $a: $o"
+		fi
+	done
+done
+[ "$failed" -eq 0 ] || die "$failed cross-build checks failed"
