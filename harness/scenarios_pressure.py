@@ -214,6 +214,13 @@ def share_text(r):
             f"{r['left']} blocks (grown into: {zones})")
 
 
+def median_case(ctx, kernel, case, append, name, repeats):
+    """vmem_kernel_case `repeats` times; the run with the median share."""
+    runs = [vmem_kernel_case(ctx, kernel, case, append, f"{name}-{i}" if repeats > 1 else name)
+            for i in range(repeats)]
+    return sorted(runs, key=lambda r: r["share"])[len(runs) // 2], runs
+
+
 @scenario("vmem-kernel", "virtio-mem, =1, blocks onlined to kernel zones ('online', "
                          "auto-movable), BBM and SBM: grow to 2 GiB, ask for 0, compare "
                          "what comes back (with the stock kernel, if given)",
@@ -221,20 +228,28 @@ def share_text(r):
                        "the debug kernel checks; it runs on main and nothp")
 def sc_vmem_kernel(ctx, res):
     name = "vmem-kernel"
+    # which block a kernel allocation pins is chance: against the stock
+    # kernel, compare the medians of 3 runs each
+    repeats = 3 if ctx.stock_kernel else 1
     for case, append in VMEM_KERNEL_CASES:
         label = f"{name}: {case}"
-        r = vmem_kernel_case(ctx, ctx.kernel, case, append, f"{name}-{case}")
+        r, runs = median_case(ctx, ctx.kernel, case, append, f"{name}-{case}", repeats)
         res.check(f"{label}: grows to 2 GiB, every block online",
-                  "offline" not in r["zones"] and sum(r["zones"].values()) > 0,
+                  all("offline" not in x["zones"] and sum(x["zones"].values()) > 0
+                      for x in runs),
                   ", ".join(f"{k} {v}" for k, v in sorted(r["zones"].items())))
-        res.check(f"{label}: gives back >= {VMEM_KERNEL_MIN_SHARE * 100:.0f} % on a shrink to 0",
-                  r["share"] >= VMEM_KERNEL_MIN_SHARE, share_text(r))
+        res.check(f"{label}: gives back >= {VMEM_KERNEL_MIN_SHARE * 100:.1f} % on a shrink to 0",
+                  all(x["share"] >= VMEM_KERNEL_MIN_SHARE for x in runs),
+                  "; ".join(share_text(x) for x in runs))
         res.check(f"{label}: device and guest agree after the shrink",
-                  r["plugged"] == r["shown"] and r["alive"],
-                  f"device {r['plugged'] // KIB} KiB, guest {r['shown'] // KIB} KiB")
-        check_console(res, label, r["vm"])
+                  all(x["plugged"] == x["shown"] and x["alive"] for x in runs),
+                  "; ".join(f"device {x['plugged'] // KIB} KiB, guest {x['shown'] // KIB} KiB"
+                            for x in runs))
+        for i, x in enumerate(runs):
+            check_console(res, f"{label}" + (f" (run {i + 1})" if repeats > 1 else ""), x["vm"])
         if ctx.stock_kernel:
-            s = vmem_kernel_case(ctx, ctx.stock_kernel, case, append, f"{name}-{case}-stock")
-            res.check(f"{label}: gives back at least what the stock kernel does",
-                      r["share"] >= s["share"],
+            s, _ = median_case(ctx, ctx.stock_kernel, case, append, f"{name}-{case}-stock",
+                               repeats)
+            res.check(f"{label}: gives back at least what the stock kernel does (medians "
+                      f"of {repeats})", r["share"] >= s["share"],
                       f"ours {share_text(r)}; stock {share_text(s)}")

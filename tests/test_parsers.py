@@ -170,13 +170,13 @@ class ConsoleTest(unittest.TestCase):
 class FailureMarkerTest(unittest.TestCase):
     def test_refusal_wins_and_is_quoted(self):
         text = ("[    4.1] Hotplug memory [mem 0x100000000-0x10ffffffff]: memmap does not "
-                "fit: the section at 0x10c000000 needs 2048 KiB, 1944 KiB are free or "
-                "reclaimable above the boosted high watermarks\n"
+                "fit: [mem 0x100000000-0x10ffffffff] needs 1048576 KiB, 171220 KiB are free "
+                "or reclaimable above the min watermarks\n"
                 "[    4.2] acpi PNP0C80:00: add_memory failed\n")
         self.assertEqual(parsers.failure_marker(text, "x"),
                          "Hotplug memory [mem 0x100000000-0x10ffffffff]: memmap does not fit: "
-                         "the section at 0x10c000000 needs 2048 KiB, 1944 KiB are free or "
-                         "reclaimable above the boosted high watermarks")
+                         "[mem 0x100000000-0x10ffffffff] needs 1048576 KiB, 171220 KiB are free "
+                         "or reclaimable above the min watermarks")
 
     def test_panic_before_generic_failure(self):
         text = ("[    4.2] acpi PNP0C80:00: add_memory failed\n"
