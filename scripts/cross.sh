@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Cross-build every C file of the kernel that the series touches, for the
 # architectures whose memory hotplug the generic changes reach, with Debian's
-# cross compilers: each architecture's defconfig + configs/cross.config.
-# A file that does not compile, or compiles with a warning, fails the run.
+# cross compilers: each architecture's defconfig + configs/cross.config (+
+# configs/cross-virtio-mem.config where virtio-mem exists; elsewhere the
+# files under drivers/virtio/ are left out).  A file that does not compile,
+# or compiles with a warning, fails the run.
 #   cross.sh [ARCH...]     (default: arm64 powerpc riscv)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -10,6 +12,7 @@ set -euo pipefail
 declare -A CROSS=([arm64]=aarch64-linux-gnu- [powerpc]=powerpc64le-linux-gnu-
 	[riscv]=riscv64-linux-gnu-)
 declare -A DEFCONFIG=([arm64]=defconfig [powerpc]=ppc64le_defconfig [riscv]=defconfig)
+declare -A VIRTIO_MEM=([arm64]=1 [riscv]=1)
 arches=("$@")
 [ ${#arches[@]} -gt 0 ] || arches=(arm64 powerpc riscv)
 for a in "${arches[@]}"; do
@@ -19,9 +22,12 @@ for a in "${arches[@]}"; do
 done
 [ -f "$TREE/Makefile" ] || die "no kernel tree in $TREE; run 'make tree' first"
 
-# the series' C files outside arch/ and tools/, and its own arch's files
-mapfile -t files < <(git -C "$TREE" diff --name-only base HEAD -- '*.c' |
-	grep -vE '^(tools|arch)/' || true)
+# the series' C files outside arch/ and tools/ that are objects of their
+# own (not #included by another C file, as virtio_mem_kunit.c is)
+files=()
+while IFS= read -r f; do
+	grep -qs "#include \"${f##*/}\"" "$TREE/${f%/*}"/*.c || files+=("$f")
+done < <(git -C "$TREE" diff --name-only base HEAD -- '*.c' | grep -vE '^(tools|arch)/' || true)
 [ ${#files[@]} -gt 0 ] || die "the series touches no C file outside arch/ and tools/?"
 
 failed=0
@@ -34,22 +40,32 @@ for a in "${arches[@]}"; do
 		make -C "$TREE" O="$out" ARCH="$a" CROSS_COMPILE="${CROSS[$a]}" -j"$(nproc)" "$@" \
 			>>"$log" 2>&1
 	}
-	say "$a: ${DEFCONFIG[$a]} + cross.config"
+	frags=("$ROOT/configs/cross.config")
+	[ -z "${VIRTIO_MEM[$a]:-}" ] || frags+=("$ROOT/configs/cross-virtio-mem.config")
+	say "$a: ${DEFCONFIG[$a]} + ${frags[*]##*/}"
 	km "${DEFCONFIG[$a]}" || die "$a: ${DEFCONFIG[$a]} failed; see $log"
 	(cd "$out" && "$TREE/scripts/kconfig/merge_config.sh" -m -O "$out" .config \
-		"$ROOT/configs/cross.config") >>"$log" 2>&1 || die "$a: merge_config failed; see $log"
+		"${frags[@]}") >>"$log" 2>&1 || die "$a: merge_config failed; see $log"
 	km olddefconfig || die "$a: olddefconfig failed; see $log"
 	lost=()
 	while IFS= read -r line; do
-		case $line in CONFIG_*=*) ;; *) continue ;; esac
-		grep -qx "$line" "$out/.config" || lost+=("$line")
-	done <"$ROOT/configs/cross.config"
+		case $line in
+		CONFIG_*=*) grep -qx "$line" "$out/.config" || lost+=("$line") ;;
+		'# CONFIG_'*' is not set')
+			opt=${line#\# }; opt=${opt%% *}
+			! grep -q "^$opt=" "$out/.config" || lost+=("$opt unset") ;;
+		esac
+	done < <(cat "${frags[@]}")
 	if [ ${#lost[@]} -gt 0 ]; then
 		echo "FAIL $a: options lost after olddefconfig: ${lost[*]}"
 		failed=$((failed + 1))
 		continue
 	fi
-	objs=("${files[@]/%.c/.o}")
+	objs=()
+	for f in "${files[@]}"; do
+		[ -n "${VIRTIO_MEM[$a]:-}" ] || [ "${f#drivers/virtio/}" = "$f" ] || continue
+		objs+=("${f%.c}.o")
+	done
 	say "$a: building ${objs[*]}"
 	for o in "${objs[@]}"; do
 		rm -f "$out/$o"
