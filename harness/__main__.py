@@ -179,11 +179,12 @@ def main(argv=None):
             print(f"harness: error: unknown scenario {', '.join(unknown)}; "
                   f"known: {' '.join(SCENARIOS)}", file=sys.stderr)
             return 2
-        for opt in ("stock_kernel", "stock_nothp_kernel"):
+        for opt, target in (("stock_kernel", "kernel-stock"),
+                            ("stock_nothp_kernel", "kernel-stock-nothp")):
             path = getattr(args, opt)
             if path is not None and not os.path.exists(path):
                 print(f"harness: error: --{opt.replace('_', '-')} {path} does not exist; run "
-                      f"'make {opt.replace('_', '-')}' first", file=sys.stderr)
+                      f"'make {target}' first", file=sys.stderr)
                 return 2
         if args.soak_cycles < 2:
             print(f"harness: error: --soak-cycles {args.soak_cycles}: give 2 or more "
