@@ -28,13 +28,14 @@ def zoneinfo(vm):
     return parse_zoneinfo(vm.run("cat /proc/zoneinfo"))
 
 
-def free_bytes(vm, node=None):
+def free_bytes(vm, node=None, movable=True):
     """Free memory including the per-CPU lists, with the per-CPU vmstat
     deltas folded first: MemFree alone moves by hundreds of KiB as pages
-    wander between the buddy and the per-CPU lists.  Of one node if given."""
+    wander between the buddy and the per-CPU lists.  Of one node if given;
+    without ZONE_MOVABLE if not `movable`."""
     zones = parse_zoneinfo(vm.run("echo 1 >/proc/sys/vm/stat_refresh; cat /proc/zoneinfo"))
-    return sum(z.get("free", 0) + z["pcp"] for (n, _), z in zones.items()
-               if node is None or n == node) * 4096
+    return sum(z.get("free", 0) + z["pcp"] for (n, zone), z in zones.items()
+               if (node is None or n == node) and (movable or zone != "Movable")) * 4096
 
 
 def managed_bytes(vm, node):
@@ -98,7 +99,7 @@ ADD_FAILED = ("add_memory failed", "acpi_memory_enable_device", "adding memory f
 
 # Blocks that exist and are linked to their node.  A block is linked to its
 # node only after every block of the range exists, so a new block that is
-# linked belongs to an add that is complete.  (Until patch 17 the block's
+# linked belongs to an add that is complete.  (Until patch 18 the block's
 # nid was NUMA_NO_NODE until then, and reading its valid_zones in between
 # dereferenced NODE_DATA(NUMA_NO_NODE); big-mode1 reads them on purpose.)
 LINKED_CMD = (f"cd {SYS_MEM} && for d in memory*; do set -- $d/node*; "

@@ -222,7 +222,7 @@ def console_problems(text):
     return found
 
 
-# what a failed hot-add leaves on the console, most telling first: patch 20
+# what a failed hot-add leaves on the console, most telling first: patch 21
 # stops an add at the first section whose memmap does not fit, the base
 # drains memory and panics
 MEMMAP_REFUSED = "memmap does not fit"

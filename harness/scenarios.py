@@ -205,7 +205,7 @@ def sc_big0(ctx, res):
     for i in range(tries):
         ok, how, _, vm = big_dimm(ctx, res, f"big-mode0-{i}", "0")
         con = vm.console()
-        # patch 20: 1 GiB of memmap cannot fit above the min watermarks of
+        # patch 21: 1 GiB of memmap cannot fit above the min watermarks of
         # a 256 MiB guest even if all its page cache were reclaimed, so the
         # add is refused before anything is allocated (the base drains free
         # memory to the min watermark, and an allocation racing with it may
@@ -225,7 +225,7 @@ def sc_big0(ctx, res):
 
 
 # reads every block's valid_zones in a loop, as udev or an agent might while
-# the blocks of a big add appear (patch 17: the base oopses)
+# the blocks of a big add appear (patch 18: the base oopses)
 ZONE_READER = ("(while :; do cat /sys/devices/system/memory/memory*/valid_zones "
                ">/dev/null 2>&1; done) </dev/null >/dev/null 2>&1 & echo $! >/tmp/reader.pid")
 
@@ -274,7 +274,14 @@ def record_ktap(res, prefix, results, expand=()):
 KUNIT_SUITE = "memory_hotplug_memmap"
 # suites that do not depend on the mode: required once, counted per case
 KUNIT_ONCE = ("virtio_mem_sbm",)
-KUNIT_DIMM_ADDR = 4 << 30     # where QEMU puts the first DIMM of a 256 MiB q35 guest
+# 3 GiB of RAM: q35 puts 2 GiB below 4 GiB and 1 GiB at 4-5 GiB, so the guest
+# boots with a ZONE_NORMAL of its own.  Without one, a block the tests online
+# into ZONE_NORMAL is the only memory GFP_KERNEL prefers, every slab refill in
+# the meantime lands in it, and offlining it fails with -EBUSY now and then
+# (seen on the series as landed, in =0 and =1 alike).  With boot memory in the
+# zone the onlined pages go to the tail of the free lists and stay unused.
+KUNIT_MEM_MIB = 3072
+KUNIT_DIMM_ADDR = 5 << 30     # where QEMU puts the first DIMM of that guest
 
 
 @scenario("kunit", "KUnit at boot, per memmap_on_memory mode, with a cold-plugged DIMM "
@@ -284,7 +291,7 @@ def sc_kunit(ctx, res):
         name = f"kunit-mode{mode}"
         append = (f"acpi_no_memhotplug memory_hotplug_kunit.start={KUNIT_DIMM_ADDR:#x} "
                   f"memory_hotplug.memmap_on_memory={mode}")
-        with ctx.vm(name, append, slots=2, maxmem_gib=4,
+        with ctx.vm(name, append, mem_mib=KUNIT_MEM_MIB, slots=2, maxmem_gib=8,
                     dimms=[{"id": "kunit", "size": 128 * MIB}]) as vm:
             addr = vm.qmp.execute("query-memory-devices")[0]["data"]["addr"]
             con = vm.console()

@@ -57,16 +57,13 @@ def probe_failing_nth(vm, addr, nth):
     return status["rc"] == "0", status["left"] == "0", " ".join(lines[1:]).strip()
 
 
-@scenario("pgtable-fail", "x86 direct-map page tables cannot be allocated during hot-add: "
-                          "-ENOMEM, full rollback, a later add succeeds", debug_only=True)
-def sc_pgtable_fail(ctx, res):
-    name = "pgtable-fail"
+def pgtable_fail_probe(ctx, res, name, direct_map, max_nth):
     # A 16 GiB DIMM present at boot but left unadded; the first block of
-    # each GiB is probed from a shell.  nogbpages: the direct map of a new
-    # GiB then needs a page-table page, allocated with GFP_ATOMIC.  An add
+    # each GiB is probed from a shell.  Without GiB pages the direct map of
+    # a new GiB needs page-table pages, allocated with GFP_ATOMIC.  An add
     # that survives an injected failure (other non-sleeping allocations on
     # the way have fallbacks) moves on to the next GiB.
-    append = ("acpi_no_memhotplug nogbpages memory_hotplug.memmap_on_memory=1 "
+    append = (f"acpi_no_memhotplug {direct_map} memory_hotplug.memmap_on_memory=1 "
               "memhp_default_state=offline")
     gibs = 16
     with ctx.vm(name, append, kernel=ctx.debug_kernel, slots=2, maxmem_gib=32,
@@ -80,7 +77,7 @@ def sc_pgtable_fail(ctx, res):
         before = quick_snapshot(vm)
         failed, tolerated, bad, g, trace = 0, 0, [], 0, []
         added = injected = False
-        for nth in range(1, 41):
+        for nth in range(1, max_nth + 1):
             if g == gibs:
                 break
             target = addr + g * GIB
@@ -124,6 +121,66 @@ def sc_pgtable_fail(ctx, res):
                       pages == model.memmap_pages(bs) and gain == bs - pages * 4096,
                       f"memmap_on_memory_pages {pages}, MemTotal {gain // KIB:+d} KiB")
         check_console(res, name, vm)
+
+
+
+# The page tables that a direct map without GiB pages needs first in a new
+# GiB, and where their allocations come from: PMD tables with 2 MiB pages
+# (nogbpages), PTE tables with 4 KiB pages (debug_pagealloc=on).  The last
+# number bounds the probe sweep: a 128 MiB block mapped with 4 KiB pages
+# needs 64 PTE tables and a PMD table, each a point to inject at.
+DIRECT_MAPS = (("nogbpages", "phys_pud_init", 40), ("debug_pagealloc=on", "phys_pmd_init", 120))
+PGTABLE_BUDGET = 1000
+
+
+def pgtable_fail_count(ctx, res, name, direct_map, caller):
+    """One ACPI hot-add of 4 GiB with =0: a single arch_add_memory() over four
+    GiB, each needing page tables of its own.  Every page-table allocation
+    made from `caller` fails (fail_page_alloc with a stack filter, all of
+    them, counted by its `times` budget).  The add must fail after the first
+    one and roll back: a walk that goes on maps the next GiB (and allocates
+    for it) before the undo."""
+    append = f"{direct_map} memory_hotplug.memmap_on_memory=0 memhp_default_state=offline"
+    with ctx.vm(f"{name}-count", append, kernel=ctx.debug_kernel, slots=2,
+                maxmem_gib=32) as vm:
+        start, end = function_range(vm, caller)
+        f = FAIL_PAGE_ALLOC
+        vm.run("; ".join([
+            f"echo 0 > {f}/min-order", f"echo N > {f}/ignore-gfp-wait",
+            f"echo N > {f}/ignore-gfp-highmem", f"echo 0 > {f}/space",
+            f"echo 1 > {f}/interval", f"echo {start:#x} > {f}/require-start",
+            f"echo {end:#x} > {f}/require-end", f"echo 32 > {f}/stacktrace-depth",
+            f"echo {PGTABLE_BUDGET} > {f}/times", f"echo 100 > {f}/probability"]))
+        before = quick_snapshot(vm)
+        con0 = len(vm.console())
+        guest.add_dimm(vm, "big", 4 * GIB)
+        deadline = time.monotonic() + 60
+        while (time.monotonic() < deadline and
+               not any(m in vm.console()[con0:] for m in guest.ADD_FAILED)):
+            time.sleep(0.5)
+        left = int(vm.run(f"echo 0 > {f}/probability; cat {f}/times"))
+        failed = PGTABLE_BUDGET - left
+        said = [m for m in guest.ADD_FAILED if m in vm.console()[con0:]]
+        res.check(f"{name}: a 4 GiB add stops at the first page table that cannot "
+                  "be allocated", failed == 1 and bool(said),
+                  f"{failed} page-table allocations from {caller}() failed, "
+                  f"guest said {said or 'nothing'}")
+        diff = differences(before, quick_snapshot(vm))
+        res.check(f"{name}: the failed 4 GiB add left nothing behind "
+                  "(MemTotal, free memory within 256 KiB, blocks, /proc/iomem)",
+                  not diff, ", ".join(diff) or "as before")
+        check_console(res, f"{name}-count", vm)
+
+
+@scenario("pgtable-fail", "x86 direct-map page tables cannot be allocated during hot-add, "
+                          "with 2 MiB (nogbpages) and 4 KiB (debug_pagealloc=on) direct maps: "
+                          "-ENOMEM at the first failure, full rollback, a later add succeeds",
+          debug_only=True)
+def sc_pgtable_fail(ctx, res):
+    for direct_map, caller, max_nth in DIRECT_MAPS:
+        name = "pgtable-fail-" + direct_map.split("=")[0]
+        pgtable_fail_probe(ctx, res, name, direct_map, max_nth)
+        pgtable_fail_count(ctx, res, name, direct_map, caller)
 
 
 # ---- fault-injection sweep over the hot-add paths ----------------------

@@ -34,6 +34,9 @@ class PerNodeTest(unittest.TestCase):
         self.assertEqual(guest.free_bytes(vm, 1), one)
         self.assertEqual(guest.free_bytes(vm), 2 * one)
         self.assertEqual(guest.free_bytes(vm, 2), 0)
+        movable = zones[(0, "Movable")]
+        self.assertEqual(guest.free_bytes(vm, 0, movable=False),
+                         one - (movable["free"] + movable["pcp"]) * 4096)
         self.assertIn("stat_refresh", vm.commands[0])
 
     def test_managed_bytes_per_node(self):
