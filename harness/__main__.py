@@ -2,6 +2,7 @@
 
 import argparse
 import os
+import shlex
 import signal
 import sys
 import time
@@ -9,7 +10,7 @@ import unittest
 
 from .bench import SETS as BENCH_SETS
 from .results import Results
-from .scenarios import DEBUG_ONLY, NOT_ON_DEBUG, SCENARIOS, Context
+from .scenarios import DEBUG_ONLY, NOT_ON_DEBUG, SCENARIOS, Context, expected_skips
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build")
@@ -18,6 +19,7 @@ DEFAULT_INITRD = os.path.join(BUILD, "guest", "initrd.cpio")
 DEFAULT_DEBUG_KERNEL = os.path.join(BUILD, "out", "debug", "arch", "x86", "boot", "bzImage")
 DEFAULT_STOCK_KERNEL = os.path.join(BUILD, "out", "stock", "arch", "x86", "boot", "bzImage")
 DEFAULT_NOTHP_KERNEL = os.path.join(BUILD, "out", "nothp", "arch", "x86", "boot", "bzImage")
+DEFAULT_KASAN_KERNEL = os.path.join(BUILD, "out", "kasan", "arch", "x86", "boot", "bzImage")
 # The scenarios the kernel without THP and HUGETLB runs again: its 4 MiB
 # pageblocks are twice the 2 MiB memmap of a 128 MiB block.  Of virtio-mem
 # it runs vmem-kernel: Big Block Mode blocks host their memmap there, and in
@@ -26,7 +28,12 @@ DEFAULT_NOTHP_KERNEL = os.path.join(BUILD, "out", "nothp", "arch", "x86", "boot"
 # subblocks keep the memmap in other memory; vmem-sbm-odd covers that on
 # main).
 NOTHP_SCENARIOS = ("kunit", "kselftest", "dimm-mode1", "dimm-force", "big-mode1", "admin",
-                   "cycles", "busy-offline", "pagecache-add", "vmem-kernel")
+                   "cycles", "busy-offline", "pagecache-add", "vmem-kernel", "peers")
+# The scenarios that add little memory run again on the KASAN and kmemleak
+# kernel (make kernel-kasan): KASAN's shadow of what a guest onlines is 1/8
+# of it, taken from memory already online.  check_console() scans for leaks
+# at the end of each.
+KASAN_SCENARIOS = ("admin", "cycles", "soak", "fault-sweep", "pgtable-fail", "bad-input")
 NOTHP_PAGEBLOCK_ORDER = 10
 
 
@@ -66,10 +73,12 @@ def run_scenarios(ctx, names, res):
                      "run 'make kernel-debug'")
             continue
         t0 = time.monotonic()
+        res.expect_skips(expected_skips(name, ctx.label))
         try:
             fn(ctx, res)
         except Exception as e:  # the scenario could not finish: that is a failure
             res.fail(f"{name}: scenario ran to the end", f"{type(e).__name__}: {e}")
+        res.expect_skips({})
         print(f"# {name}: {time.monotonic() - t0:.0f}s", flush=True)
 
 
@@ -84,7 +93,7 @@ def run_pass(args, res, label, kernel, target, names, before=None, **ctx_kw):
         res.fail(f"{label} kernel present", f"missing {kernel}; run 'make {target}'")
     else:
         ctx = Context(kernel, args.initrd, os.path.join(args.rundir, label), args.accel,
-                      args.debug_kernel, args.soak_cycles, **ctx_kw)
+                      args.debug_kernel, args.soak_cycles, label=label, **ctx_kw)
         if before:
             before(ctx, res)
         run_scenarios(ctx, names, res)
@@ -131,11 +140,19 @@ def main(argv=None):
                         "pageblocks) for a third pass of the memmap scenarios")
     t.add_argument("--no-nothp-pass", action="store_true",
                    help="do not run the scenarios again on the nothp kernel")
+    t.add_argument("--kasan-kernel", default=DEFAULT_KASAN_KERNEL,
+                   help="debug kernel with generic KASAN and kmemleak (configs/kasan.config) "
+                        f"for a pass of {', '.join(KASAN_SCENARIOS)}")
+    t.add_argument("--no-kasan-pass", action="store_true",
+                   help="do not run the small-add scenarios on the KASAN kernel")
     t.add_argument("--stock-kernel", default=None,
                    help="the base without the series, main config (make kernel-stock): "
                         "scenarios that compare with the base run it too (make test-full)")
     t.add_argument("--stock-nothp-kernel", default=None,
                    help="the same for the nothp pass (make kernel-stock-nothp)")
+    t.add_argument("--passes", default="main,debug,nothp,kasan",
+                   help="comma-separated passes to run, of main, debug, nothp, kasan "
+                        "(default: all; --no-X-pass drops one)")
     t.add_argument("--soak-cycles", type=int, default=20,
                    help="cycles per path in the soak scenario (default 20; make soak: 1000)")
     t.add_argument("scenarios", nargs="*", metavar="SCENARIO")
@@ -170,6 +187,8 @@ def main(argv=None):
                      "main" if name in NOT_ON_DEBUG else "main, then debug kernel")
             if name in NOTHP_SCENARIOS:
                 where += ", then nothp"
+            if name in KASAN_SCENARIOS:
+                where += ", then kasan"
             print(f"{name:18s} [{where}] {doc}")
         return 0
 
@@ -235,14 +254,25 @@ def main(argv=None):
         return bench({"stock": args.stock_kernel, "ours": args.kernel}, args.initrd,
                      os.path.join(args.rundir, sub_dir), args.accel, out, args.repeat,
                      args.timing_repeat, tuple(p for p in set_paths if p in paths),
-                     "python3 -m harness " + " ".join(sys.argv[1:] if argv is None else argv),
-                     args.set)
+                     "python3 -m harness " + shlex.join(sys.argv[1:] if argv is None else argv),
+                     args.set, full=(args.paths is None and args.out is None and
+                                     args.repeat == 3 and args.timing_repeat == 5))
 
+    passes = {p for p in args.passes.split(",") if p}
+    bad = passes - {"main", "debug", "nothp", "kasan"}
+    if bad or not passes:
+        print(f"harness: error: --passes '{args.passes}': give some of main,debug,nothp,kasan",
+              file=sys.stderr)
+        return 2
+    args.no_debug_pass |= "debug" not in passes
+    args.no_nothp_pass |= "nothp" not in passes
+    args.no_kasan_pass |= "kasan" not in passes
     res = Results()
     if not args.no_unit:
         run_unit(res)
     names = args.scenarios or list(SCENARIOS)
-    run_scenarios(ctx, names, res)
+    if "main" in passes:
+        run_scenarios(ctx, names, res)
     if not args.no_debug_pass:
         # lockdep, DEBUG_VM and DEBUG_LIST reports fail the scenarios
         # through their console checks
@@ -254,6 +284,13 @@ def main(argv=None):
                  [n for n in names if n in NOTHP_SCENARIOS],
                  before=lambda c, r: check_pageblock_order(c, r, NOTHP_PAGEBLOCK_ORDER),
                  stock_kernel=args.stock_nothp_kernel)
+    if not args.no_kasan_pass:
+        # the debug-only scenarios (soak, fault-sweep, pgtable-fail) boot
+        # ctx.debug_kernel: the KASAN kernel is a debug kernel too
+        args_kasan = argparse.Namespace(**vars(args))
+        args_kasan.debug_kernel = args.kasan_kernel
+        run_pass(args_kasan, res, "kasan", args.kasan_kernel, "kernel-kasan",
+                 [n for n in names if n in KASAN_SCENARIOS], debug_pass=True)
     print(res.closing_line(), flush=True)
     return 1 if res.count("fail") else 0
 

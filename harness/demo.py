@@ -21,7 +21,7 @@ def measure(ctx, mode, size):
         try:
             r = hotadd(vm, size, zone="online_movable")
         except VMError as e:
-            why = failure_marker(vm.console(), str(e).splitlines()[0])
+            why = failure_marker(vm.step_console(), str(e).splitlines()[0])
             row.update(ok=False, panicked=not vm.alive(), result=f"failed: {why}"
                        + ("" if vm.alive() else " (guest panicked)"))
             return row

@@ -3,8 +3,8 @@
 
 import time
 
-from .parsers import (parse_blocks, parse_meminfo, parse_vmstat,
-                      parse_zoneinfo)
+from .parsers import (console_problems, parse_blocks, parse_meminfo,
+                      parse_vmstat, parse_zoneinfo)
 from .vm import VMError
 
 SYS_MEM = "/sys/devices/system/memory"
@@ -63,6 +63,19 @@ def param(vm, name):
     return vm.run(f"cat /sys/module/memory_hotplug/parameters/{name}").strip()
 
 
+def block_memmap(vm, ids):
+    """{block: memmap_on_memory_pages} for the given blocks (None where the
+    file cannot be read)."""
+    out = vm.run("; ".join(f"echo {i} $(cat {SYS_MEM}/memory{i}/memmap_on_memory_pages "
+                           "2>/dev/null)" for i in sorted(ids)))
+    got = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if parts and parts[0].isdigit():
+            got[int(parts[0])] = int(parts[1]) if len(parts) == 2 and parts[1].isdigit() else None
+    return got
+
+
 def set_blocks_state(vm, ids, state, timeout=600):
     """Write state ('online_movable', 'online_kernel', 'online', 'offline')
     to each block; returns guest seconds taken.  Fails on the first error."""
@@ -86,6 +99,7 @@ def set_blocks_state(vm, ids, state, timeout=600):
 
 # ---- pc-dimm ----------------------------------------------------------
 def add_dimm(vm, dev, size, node=None):
+    vm.begin_step()
     vm.qmp.execute("object-add", **{"qom-type": "memory-backend-ram", "id": f"mem-{dev}",
                                     "size": size, "reserve": False})
     args = {"driver": "pc-dimm", "id": dev, "memdev": f"mem-{dev}"}
@@ -130,7 +144,7 @@ def wait_new_blocks(vm, before, count, timeout=300, poll=0.5):
         new = linked_blocks(vm) - set(before)
         if len(new) >= count:
             return sorted(new)
-        con = vm.console()
+        con = vm.step_console()
         for marker in ADD_FAILED:
             if marker in con:
                 raise VMError(f"guest reported '{marker}' after {len(new)} of {count} blocks")
@@ -140,11 +154,13 @@ def wait_new_blocks(vm, before, count, timeout=300, poll=0.5):
 
 
 def remove_dimm(vm, dev, timeout=120):
+    vm.begin_step()
     vm.qmp.execute("device_del", id=dev)
     try:
         vm.qmp.wait_event("DEVICE_DELETED", timeout, lambda d: d.get("device") == dev)
     except (TimeoutError, OSError) as e:
-        said = "; ".join(f"{k}: {line.strip()}" for k, line in vm.problems()[:2])
+        said = "; ".join(f"{k}: {line.strip()}"
+                         for k, line in console_problems(vm.step_console())[:2])
         raise VMError(f"{dev}: the guest did not release it within {timeout}s ({e}); "
                       f"console: {said or 'nothing'}") from e
     vm.qmp.execute("object-del", id=f"mem-{dev}")
@@ -153,6 +169,13 @@ def remove_dimm(vm, dev, timeout=120):
 # ---- virtio-mem -------------------------------------------------------
 def virtio_mem_size(vm, dev):
     return vm.qmp.execute("qom-get", path=f"/machine/peripheral/{dev}", property="size")
+
+
+def request_virtio_mem(vm, dev, size):
+    """Set the device's requested size; the guest's answer is a new step."""
+    vm.begin_step()
+    vm.qmp.execute("qom-set", path=f"/machine/peripheral/{dev}",
+                   property="requested-size", value=size)
 
 
 def settle_virtio_mem(vm, dev, quiet=20, timeout=300):
@@ -175,9 +198,9 @@ def set_virtio_mem(vm, dev, size, timeout=600, stall=60, poll=0.5):
     """Ask the guest for `size` bytes plugged and wait until the device
     reports it.  Returns the size reached.  Raises when the plugged size
     has not moved for `stall` seconds (the driver retries a failed add
-    forever) or after `timeout` seconds, quoting the driver's last word."""
-    vm.qmp.execute("qom-set", path=f"/machine/peripheral/{dev}",
-                   property="requested-size", value=size)
+    forever) or after `timeout` seconds, quoting the driver's last word
+    since the request."""
+    request_virtio_mem(vm, dev, size)
     start = time.monotonic()
     last, moved = None, start
     while True:
@@ -189,7 +212,7 @@ def set_virtio_mem(vm, dev, size, timeout=600, stall=60, poll=0.5):
         if got != last:
             last, moved = got, now
         if now - moved > stall or now - start > timeout:
-            said = [line for line in vm.console().splitlines() if "virtio_mem" in line]
+            said = [line for line in vm.step_console().splitlines() if "virtio_mem" in line]
             raise VMError(f"virtio-mem {dev}: plugged {got >> 20} MiB of {size >> 20} MiB, "
                           f"no progress for {now - moved:.0f}s; guest: "
                           f"{said[-1].strip() if said else 'nothing'}")

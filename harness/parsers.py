@@ -198,16 +198,30 @@ def ktap_totals(results):
     return totals
 
 
+# One line of each report that means the run is broken, the most specific
+# kind first (a soft lockup also says "BUG: ").  The formats are the 6.12
+# printk strings; tests/samples/splats.log has a recorded line of each.
 WARN_PATTERNS = [
     ("panic", re.compile(r"Kernel panic - not syncing")),
+    ("oops", re.compile(r"\bOops: |general protection fault")),
+    ("lockup", re.compile(r"BUG: soft lockup - CPU#|Watchdog detected hard LOCKUP")),
+    ("hung-task", re.compile(r"INFO: task .+:\d+ blocked for more than \d+ seconds")),
+    ("rcu-stall", re.compile(r"INFO: \w+ (?:self-)?detected (?:expedited )?stalls? on|"
+                             r"\w+ kthread starved for \d+ jiffies")),
+    # dump_page() also explains a failed offline ("unmovable page",
+    # "isolation failed", "migration failure"): memory in use refuses to go
+    # offline, which the scenarios and peer suites that offline busy memory
+    # expect, and which fails a scenario that expects the offline to succeed
+    ("bad-page", re.compile(r"BUG: Bad page (?:state|map|cache)|page dumped because: "
+                            r"(?!unmovable page$|isolation failed$|migration failure$)")),
+    ("kasan", re.compile(r"BUG: KASAN")),
     ("bug", re.compile(r"\bBUG: |kernel BUG at")),
     ("warn", re.compile(r"WARNING: CPU: \d+ PID: \d+|------------\[ cut here \]")),
     ("oom", re.compile(r"invoked oom-killer|Out of memory")),
     ("lockdep", re.compile(r"possible (?:recursive|circular) locking|INFO: possible|"
                            r"inconsistent lock state|suspicious RCU usage|"
                            r"bad unlock balance|lock held when returning")),
-    ("corruption", re.compile(r"list_(?:add|del) corruption|Bad page state")),
-    ("kasan", re.compile(r"BUG: KASAN")),
+    ("corruption", re.compile(r"list_(?:add|del) corruption")),
 ]
 
 
@@ -237,3 +251,114 @@ def failure_marker(console, default):
             if marker in line:
                 return _strip_console(line) if marker == MEMMAP_REFUSED else marker
     return default
+
+
+KUNIT_TOOL_SUMMARY = re.compile(r"Testing complete\. Ran (\d+) tests?(?:: (.*))?$")
+
+
+def kunit_tool_summary(text):
+    """kunit.py's closing line -> {'total': N, 'passed': N, 'failed': N,
+    'crashed': N, 'skipped': N, 'errors': N}, or None without one."""
+    for line in reversed(text.splitlines()):
+        m = KUNIT_TOOL_SUMMARY.search(line.strip())
+        if not m:
+            continue
+        out = dict.fromkeys(("passed", "failed", "crashed", "skipped", "errors"), 0)
+        out["total"] = int(m.group(1))
+        for part in (m.group(2) or "").split(","):
+            key, _, value = part.strip().partition(": ")
+            if key in out and value.isdigit():
+                out[key] = int(value)
+        return out
+    return None
+
+
+def kunit_tool_cases(doc, prefix=""):
+    """kunit.py --json output (KernelCI groups) -> [(suite.case, status)],
+    status 'pass', 'fail' or 'skip' (ERROR, a crash, is a failure)."""
+    out = []
+    name = doc.get("name", "")
+    here = prefix + name + "." if prefix or name != "KUnit Test Group" else ""
+    for case in doc.get("test_cases", []):
+        status = {"PASS": "pass", "SKIP": "skip"}.get(case.get("status"), "fail")
+        out.append((here + case.get("name", "?"), status))
+    for group in doc.get("sub_groups", []):
+        out.extend(kunit_tool_cases(group, here))
+    return out
+
+
+def stress_ng_ops(yaml_text):
+    """stress-ng --yaml output -> {stressor: bogo ops} (its metrics list)."""
+    ops, name = {}, None
+    for line in yaml_text.splitlines():
+        key, _, value = line.strip().lstrip("- ").partition(":")
+        value = value.strip()
+        if key == "stressor":
+            name = value
+        elif key == "bogo-ops" and name and value.isdigit():
+            ops[name] = int(value)
+    return ops
+
+
+KMEMLEAK_OBJECT = re.compile(r"^unreferenced object (0x[0-9a-f]+) \(size (\d+)\):")
+# a leak whose backtrace runs through these is one of the hotplug paths'
+KMEMLEAK_HOTPLUG = re.compile(
+    r"memory_hotplug|add_memory|remove_memory|online_pages|offline_pages|memory_block|"
+    r"memory_dev|memmap|vmemmap|altmap|sparse_|section_|virtio_mem|acpi_memory|probe_store|"
+    r"firmware_map|init_memory_mapping|kernel_physical_mapping|arch_add_memory|"
+    r"__add_pages|move_pfn_range|hotplug")
+
+
+def parse_kmemleak(text):
+    """/sys/kernel/debug/kmemleak -> [{'address', 'size', 'backtrace': [...],
+    'hotplug': bool}], one per unreferenced object."""
+    objects, cur, in_bt = [], None, False
+    for line in text.splitlines():
+        m = KMEMLEAK_OBJECT.match(line.strip())
+        if m:
+            cur = {"address": m.group(1), "size": int(m.group(2)), "backtrace": [],
+                   "hotplug": False}
+            objects.append(cur)
+            in_bt = False
+            continue
+        if cur is None:
+            continue
+        if line.strip().startswith("backtrace"):
+            in_bt = True
+            continue
+        if in_bt and line.strip():
+            frame = re.sub(r"^\[<[0-9a-f]+>\]\s*", "", line.strip())
+            cur["backtrace"].append(frame)
+            if KMEMLEAK_HOTPLUG.search(frame):
+                cur["hotplug"] = True
+    return objects
+
+
+def parse_slabinfo(text):
+    """/proc/slabinfo -> {cache: bytes in its slabs} (num_slabs x pages per
+    slab x 4 KiB)."""
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) < 16 or parts[0].startswith("#") or parts[0] == "slabinfo":
+            continue
+        try:
+            pages_per_slab = int(parts[5])
+            num_slabs = int(parts[parts.index("slabdata") + 2])
+        except (ValueError, IndexError):
+            continue
+        out[parts[0]] = num_slabs * pages_per_slab * 4096
+    return out
+
+
+# the /proc/meminfo fields that say where kernel memory went
+KERNEL_FIELDS = ("Slab", "SReclaimable", "SUnreclaim", "KernelStack", "PageTables",
+                 "SecPageTables", "VmallocUsed", "Percpu", "Cached", "Buffers", "AnonPages",
+                 "Shmem")
+
+
+def growth(before, after, top=5):
+    """The `top` largest increases between two {name: bytes} maps."""
+    keys = set(before) | set(after)
+    deltas = sorted(((after.get(k, 0) - before.get(k, 0), k) for k in keys), reverse=True)
+    return [(k, d) for d, k in deltas[:top] if d > 0]

@@ -23,18 +23,6 @@ def counters(vm):
     return {k: v.get(k) for k in COUNTERS}
 
 
-def block_memmap(vm, ids):
-    """{block: memmap_on_memory_pages} for the given blocks."""
-    out = vm.run("; ".join(f"echo {i} $(cat {guest.SYS_MEM}/memory{i}/memmap_on_memory_pages "
-                           "2>/dev/null)" for i in sorted(ids)))
-    got = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if parts and parts[0].isdigit():
-            got[int(parts[0])] = int(parts[1]) if len(parts) == 2 and parts[1].isdigit() else None
-    return got
-
-
 def write_mode(vm, value):
     """Write the parameter; returns (accepted, what it reads back)."""
     rc, _ = vm.run(f"echo {value} > {MODE}", check=False)
@@ -64,7 +52,7 @@ class Ledger:
 
     def check(self, what):
         got = counters(self.vm)
-        files = block_memmap(self.vm, self.files) if self.files else {}
+        files = guest.block_memmap(self.vm, self.files) if self.files else {}
         bad = [f"{k} {got[k]} (want {self.want[k]})" for k in COUNTERS if got[k] != self.want[k]]
         bad += [f"memory{i} {files.get(i)} (want {n})" for i, n in self.files.items()
                 if files.get(i) != n]

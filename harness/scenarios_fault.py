@@ -152,15 +152,15 @@ def pgtable_fail_count(ctx, res, name, direct_map, caller):
             f"echo {end:#x} > {f}/require-end", f"echo 32 > {f}/stacktrace-depth",
             f"echo {PGTABLE_BUDGET} > {f}/times", f"echo 100 > {f}/probability"]))
         before = quick_snapshot(vm)
-        con0 = len(vm.console())
+        con0 = vm.begin_step()
         guest.add_dimm(vm, "big", 4 * GIB)
         deadline = time.monotonic() + 60
         while (time.monotonic() < deadline and
-               not any(m in vm.console()[con0:] for m in guest.ADD_FAILED)):
+               not any(m in vm.console(con0) for m in guest.ADD_FAILED)):
             time.sleep(0.5)
         left = int(vm.run(f"echo 0 > {f}/probability; cat {f}/times"))
         failed = PGTABLE_BUDGET - left
-        said = [m for m in guest.ADD_FAILED if m in vm.console()[con0:]]
+        said = [m for m in guest.ADD_FAILED if m in vm.console(con0)]
         res.check(f"{name}: a 4 GiB add stops at the first page table that cannot "
                   "be allocated", failed == 1 and bool(said),
                   f"{failed} page-table allocations from {caller}() failed, "
@@ -242,7 +242,7 @@ class Sweep:
         self.base = quick_snapshot(vm)
         # one add without injection first: what the first add of a boot
         # allocates for good (caches, the driver's bitmaps) is not a leak
-        outcome, said = self.start()(len(vm.console()))
+        outcome, said = self.start()(vm.begin_step())
         if outcome != "added":
             raise VMError(f"the add without injection did not succeed: {outcome} {said}")
         self.undo(outcome)
@@ -271,7 +271,7 @@ class Sweep:
             held = held + 1 if done() else 0
             if held == 2:
                 return "added", ""
-            said = [line.strip() for line in self.vm.console()[con0:].splitlines()
+            said = [line.strip() for line in self.vm.console(con0).splitlines()
                     if any(m in line for m in markers)]
             if said:
                 return "failed", said[0]
@@ -285,7 +285,7 @@ class Sweep:
         worker ran it), problems = what is wrong with the guest after it."""
         before = self.base
         tids = self.arm(n)
-        con0 = len(self.vm.console())
+        con0 = self.vm.begin_step()
         outcome, said = self.start()(con0)
         left = self.disarm(tids)
         ran = [v for v in left.values() if v != n]
@@ -344,8 +344,7 @@ class VmemSweep(Sweep):
     def start(self):
         want = self.size // self.bs
         b0 = set(self.base["blocks"])
-        self.vm.qmp.execute("qom-set", path=f"/machine/peripheral/{self.dev}",
-                            property="requested-size", value=self.size)
+        guest.request_virtio_mem(self.vm, self.dev, self.size)
         return lambda con0: self.wait(
             con0, VMEM_FAILED,
             lambda: guest.virtio_mem_size(self.vm, self.dev) == self.size and

@@ -140,7 +140,7 @@ def pagecache_case(ctx, kernel, label, how, size, append, devices, name):
                         check=False)[1].strip() == "alive"
         except (VMError, OSError) as e:
             what = str(e).splitlines()[0]
-            said = [ln.strip() for ln in vm.console().splitlines() if "memmap" in ln]
+            said = [ln.strip() for ln in vm.step_console().splitlines() if "memmap" in ln]
             ok, what = False, what + (f"; guest: {said[0]}" if said else "")
     return ok, what, state, vm
 
@@ -210,8 +210,7 @@ def vmem_kernel_case(ctx, kernel, case, append, name):
             if b not in b0:
                 z = states[b]["zones"][0] if states[b]["state"] == "online" else "offline"
                 zones[z] = zones.get(z, 0) + 1
-        vm.qmp.execute("qom-set", path="/machine/peripheral/vm0", property="requested-size",
-                       value=0)
+        guest.request_virtio_mem(vm, "vm0", 0)
         plugged = guest.settle_virtio_mem(vm, "vm0", quiet=10)
         info = guest.meminfo(vm)
         left = sorted(guest.linked_blocks(vm) - set(b0))

@@ -15,6 +15,7 @@ from .qmp import QMPClient
 
 QEMU = "qemu-system-x86_64"
 BASE_APPEND = "console=ttyS0 panic=-1 printk.time=1 loglevel=7"
+KMEMLEAK = "/sys/kernel/debug/kmemleak"
 
 
 class VMError(Exception):
@@ -24,7 +25,7 @@ class VMError(Exception):
 class VM:
     def __init__(self, name, kernel, initrd, rundir, append="", mem_mib=256,
                  slots=8, maxmem_gib=300, smp=2, virtio_mem=(), numa_nodes=1, dimms=(),
-                 boot_timeout=180, accel="tcg", disks=()):
+                 boot_timeout=180, accel="tcg", disks=(), kmemleak=False):
         self.name = name
         self.kernel = kernel
         self.initrd = initrd
@@ -38,6 +39,9 @@ class VM:
         self.dimms = list(dimms)  # cold-plugged: [{"id":, "size": bytes}]
         self.disks = list(disks)  # raw images, read-only virtio-blk: /dev/vda, ...
         self.numa_nodes = numa_nodes
+        # the kernel has kmemleak: what it reports after boot is cleared, so
+        # that leak_scan() reports what the scenario leaked
+        self.kmemleak = kmemleak
         self.boot_timeout = boot_timeout
         self.accel = accel
         self.proc = None
@@ -45,6 +49,7 @@ class VM:
         self.agent = None
         self.agent_buf = ""
         self.seq = 0
+        self.step_start = 0
         self.console_path = os.path.join(rundir, "console.log")
 
     # ---- life cycle -------------------------------------------------
@@ -107,6 +112,8 @@ class VM:
             self.qmp.connect(deadline)
             self.agent = self._connect_agent(deadline)
             self._wait_agent("@@READY@@", time.monotonic() + self.boot_timeout, "boot")
+            if self.kmemleak:
+                self.run(f"echo scan > {KMEMLEAK} && echo clear > {KMEMLEAK}", timeout=600)
         except Exception as e:
             why = str(e).splitlines()[0]
             if self.proc.poll() is not None:
@@ -140,18 +147,41 @@ class VM:
             raise VMError(f"QEMU exited during {doing} (status "
                           f"{self.proc.returncode if self.proc else '?'}); last console lines:\n{tail}")
 
-    def console(self):
+    def console(self, since=0):
+        """The console log, from byte offset `since` (see begin_step)."""
         try:
-            with open(self.console_path, errors="replace") as f:
-                return f.read()
+            with open(self.console_path, "rb") as f:
+                f.seek(since)
+                return f.read().decode(errors="replace")
         except FileNotFoundError:
             return ""
+
+    def begin_step(self):
+        """Mark where the console ends now: what a hot-plug step (an add, a
+        remove, a resize) prints is then looked for from here on, so that
+        an earlier step's failure message cannot be taken for its own."""
+        try:
+            self.step_start = os.path.getsize(self.console_path)
+        except FileNotFoundError:
+            self.step_start = 0
+        return self.step_start
+
+    def step_console(self):
+        """What the console printed since the last begin_step()."""
+        return self.console(self.step_start)
 
     def console_tail(self, n=15):
         return "\n".join(self.console().splitlines()[-n:])
 
     def problems(self):
         return console_problems(self.console())
+
+    def leak_scan(self):
+        """kmemleak's report of what became unreferenced since boot (two
+        scans: an object is reported once a scan found it unreferenced
+        and older than kmemleak's minimum age)."""
+        self.run(f"echo scan > {KMEMLEAK}; sleep 6; echo scan > {KMEMLEAK}", timeout=900)
+        return self.run(f"cat {KMEMLEAK}", timeout=120)
 
     def stop(self, timeout=20):
         """Power the guest off cleanly; kill QEMU if that does not work."""

@@ -20,6 +20,13 @@ for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 [ "$(dpkg-query -W -f='${Version}' "$PACKAGE" 2>/dev/null || true)" = "$VERSION" ] || missing+=("$PACKAGE=$VERSION")
+# the peer suites in the guest: their results count, so their versions are
+# pinned (stress-ng and its libraries are copied into the initramfs; the mm
+# selftests link libnuma statically)
+for pv in stress-ng=0.15.06-2 libnuma-dev=2.0.16-1; do
+	[ "$(dpkg-query -W -f='${Version}' "${pv%%=*}" 2>/dev/null || true)" = "${pv#*=}" ] ||
+		missing+=("$pv")
+done
 if [ ${#missing[@]} -gt 0 ]; then
 	[ "$(id -u)" = 0 ] || die "missing packages (${missing[*]}); run 'make deps' as root"
 	say "installing: ${missing[*]}"

@@ -52,7 +52,7 @@ class BlockMemmapTest(unittest.TestCase):
     def test_parses_and_tolerates_missing_files(self):
         from harness import scenarios_admin
         vm = FakeVM("2 512\n3 0\n4\ncat: can't open\n")
-        self.assertEqual(scenarios_admin.block_memmap(vm, [2, 3, 4]), {2: 512, 3: 0, 4: None})
+        self.assertEqual(guest.block_memmap(vm, [2, 3, 4]), {2: 512, 3: 0, 4: None})
         self.assertIn("memory2/memmap_on_memory_pages", vm.commands[0])
 
 

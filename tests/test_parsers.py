@@ -164,7 +164,37 @@ class ConsoleTest(unittest.TestCase):
                 "[    5.0] FAULT_INJECTION: forcing a failure.\n"
                 "[    6.0] acpi PNP0C80:00: add_memory failed\n")
         kinds = [k for k, _ in parsers.console_problems(text)]
-        self.assertEqual(kinds, ["lockdep", "lockdep", "corruption", "bug"])
+        self.assertEqual(kinds, ["lockdep", "lockdep", "corruption", "bad-page"])
+
+
+class RecordedSplatTest(unittest.TestCase):
+    """tests/samples/splats.log: one console line per report kind, as
+    'KIND<TAB>line'; see its header for which were recorded and how."""
+
+    def test_each_recorded_line_is_caught_as_its_kind(self):
+        path = os.path.join(os.path.dirname(__file__), "samples", "splats.log")
+        with open(path) as f:
+            entries = [line.rstrip("\n").split("\t", 1) for line in f
+                       if line.strip() and not line.startswith("#")]
+        kinds = set()
+        for kind, line in entries:
+            with self.subTest(line=line):
+                found = parsers.console_problems(line)
+                self.assertEqual([k for k, _ in found], [kind])
+                kinds.add(kind)
+        # every kind the issue names has a line
+        self.assertLessEqual({"oops", "hung-task", "rcu-stall", "lockup", "bad-page"}, kinds)
+
+    def test_quiet_lines_are_not_splats(self):
+        for line in ("[    1.0] rcu: Hierarchical RCU implementation.",
+                     "[    2.0] watchdog: Disabling watchdog on nohz_full cores by default",
+                     "[    3.0] INFO: lockdep is turned off.",
+                     "[    4.0] page_owner is disabled",
+                     # a failed offline of memory in use, not a bad page
+                     "[ 1516.949710] page dumped because: unmovable page",
+                     "[  812.100200] page dumped because: migration failure",
+                     "[  812.100300] page dumped because: isolation failed"):
+            self.assertEqual(parsers.console_problems(line), [], line)
 
 
 class FailureMarkerTest(unittest.TestCase):
@@ -185,6 +215,73 @@ class FailureMarkerTest(unittest.TestCase):
 
     def test_default(self):
         self.assertEqual(parsers.failure_marker("[ 1.0] all quiet\n", "timeout"), "timeout")
+
+
+class KernelMemoryTest(unittest.TestCase):
+    SLABINFO = ("slabinfo - version: 2.1\n"
+                "# name            <active_objs> <num_objs> <objsize> <objperslab> "
+                "<pagesperslab> : tunables <limit> <batchcount> <sharedfactor> : slabdata "
+                "<active_slabs> <num_slabs> <sharedavail>\n"
+                "kernfs_node_cache  25000  25024    128   32    1 : tunables    0    0    0 "
+                ": slabdata    782    782      0\n"
+                "kmalloc-2k           96    112   2048   16    8 : tunables    0    0    0 "
+                ": slabdata      7      7      0\n")
+
+    def test_slabinfo(self):
+        self.assertEqual(parsers.parse_slabinfo(self.SLABINFO),
+                         {"kernfs_node_cache": 782 * 4096, "kmalloc-2k": 7 * 8 * 4096})
+
+    def test_growth(self):
+        self.assertEqual(parsers.growth({"a": 10, "b": 5, "c": 7}, {"a": 30, "b": 1, "d": 4}),
+                         [("a", 20), ("d", 4)])
+
+    def test_kmemleak(self):
+        text = ("unreferenced object 0xffff888003a8e000 (size 2048):\n"
+                "  comm \"sh\", pid 1, jiffies 4294892396\n"
+                "  hex dump (first 32 bytes):\n"
+                "    00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00  ................\n"
+                "  backtrace (crc 5d1b3c5a):\n"
+                "    [<ffffffff8132a1b4>] __kmalloc_noprof+0x1d9/0x3a0\n"
+                "    [<ffffffff81890abc>] add_memory_block+0x8c/0x260\n"
+                "unreferenced object 0xffff888004000000 (size 64):\n"
+                "  comm \"swapper/0\", pid 1, jiffies 4294892000\n"
+                "  backtrace (crc 1):\n"
+                "    [<ffffffff8132a1b4>] kmalloc_trace_noprof+0x2a/0x40\n"
+                "    [<ffffffff81111111>] acpi_ns_evaluate+0x10/0x20\n")
+        objs = parsers.parse_kmemleak(text)
+        self.assertEqual([(o["size"], o["hotplug"]) for o in objs], [(2048, True), (64, False)])
+        self.assertEqual(objs[0]["backtrace"][1], "add_memory_block+0x8c/0x260")
+        self.assertEqual(parsers.parse_kmemleak(""), [])
+
+
+class KunitToolTest(unittest.TestCase):
+    # the closing lines kunit.py prints (kunit_parser.print_summary_line)
+    def test_summary(self):
+        out = ("[12:00:01] ======== memory_hotplug_memmap (9 subtests) ========\n"
+               "[12:00:09] Testing complete. Ran 21 tests: passed: 19, failed: 1, skipped: 1\n")
+        self.assertEqual(parsers.kunit_tool_summary(out),
+                         {"total": 21, "passed": 19, "failed": 1, "skipped": 1, "crashed": 0,
+                          "errors": 0})
+
+    def test_summary_all_passed_and_none(self):
+        self.assertEqual(parsers.kunit_tool_summary(
+            "[1:2:3] Testing complete. Ran 3 tests: passed: 3")["passed"], 3)
+        self.assertIsNone(parsers.kunit_tool_summary("[1:2:3] Building KUnit Kernel ..."))
+
+    def test_json_cases(self):
+        doc = {"name": "KUnit Test Group", "test_cases": [], "sub_groups": [
+            {"name": "memory_hotplug_memmap", "sub_groups": [], "test_cases": [
+                {"name": "layout_test", "status": "PASS"},
+                {"name": "hotplug_movable_test", "status": "SKIP"},
+                {"name": "hotplug_kernel_test", "status": "ERROR"}]},
+            {"name": "virtio_mem_sbm", "test_cases": [], "sub_groups": [
+                {"name": "walk", "sub_groups": [], "test_cases": [
+                    {"name": "param-0", "status": "FAIL"}]}]}]}
+        self.assertEqual(parsers.kunit_tool_cases(doc), [
+            ("memory_hotplug_memmap.layout_test", "pass"),
+            ("memory_hotplug_memmap.hotplug_movable_test", "skip"),
+            ("memory_hotplug_memmap.hotplug_kernel_test", "fail"),
+            ("virtio_mem_sbm.walk.param-0", "fail")])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,177 @@
+"""Suites written by others, in a guest whose hot-added memory hosts its own
+memmap: the kernel's memory-hotplug/mem-on-off-test.sh (with the memory
+notifier error injection), the mm selftests of hugetlb, compaction,
+migration and memory failure, set up as their runner run_vmtests.sh sets
+them up, and Debian's stress-ng with --memhotplug next to its memory
+stressors.  Each suite's own verdicts count.  With a stock kernel given
+(make test-full) the same guest boots the untouched base too, the table of
+both goes to results/peers/ and the README, and ours must pass whatever
+the stock kernel passes."""
+
+import os
+import shlex
+import time
+
+from . import guest, parsers
+from .guest import GIB, MIB
+from .report import markdown_table, update_readme, write
+from .scenarios import check_console, scenario
+from .vm import VMError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# hot-added to node 1 and onlined to ZONE_NORMAL there: the suites'
+# allocations of every kind can land in it (in ZONE_MOVABLE compaction_test
+# mlocks MemFree's worth of movable memory until the kernel's own page tables
+# find no room, and the OOM killer stops it, on the stock kernel as on ours)
+PEERS_SIZE = GIB
+PEERS_ONLINE = "online_kernel"
+PEERS_BOOT_MIB = 1024          # run_vmtests.sh wants 256 MiB of huge pages
+MM_DIR = "/kselftest/mm"
+MEM_ON_OFF = "/kselftest/memory-hotplug/mem-on-off-test.sh"
+# The mm selftests of the categories hugetlb (with the memory-failure tests
+# that run_vmtests.sh runs with -d), compaction and migration, each with the
+# huge pages run_vmtests.sh gives it (256 MiB for the simple hugetlb tests),
+# after dropping caches and compacting as it does.  Not run_vmtests.sh
+# itself: its hugetlb category also runs the hugetlb cgroup charging tests,
+# which hang in this guest (killed after 1500 s, on a kernel with the
+# series); on a kernel without HugeTLB it stops at once.
+# (test, huge pages, runs without HugeTLB)
+MM_TESTS = (
+    ("hugepage-mmap", 128, False), ("hugepage-shm", 128, False), ("map_hugetlb", 128, False),
+    ("hugepage-mremap", 128, False), ("hugepage-vmemmap", 128, False),
+    ("hugetlb-madvise", 128, False), ("hugetlb_dio", 128, False),
+    ("hugetlb_fault_after_madv", 1, False), ("hugetlb_madv_vs_map", 1, False),
+    ("compaction_test", 0, False), ("hugetlb-soft-offline", 8, False),
+    ("hugetlb-read-hwpoison", 128, False), ("migration", 0, True),
+)
+MM_SETUP = ("echo 3 > /proc/sys/vm/drop_caches; echo 1 > /proc/sys/vm/compact_memory; "
+            "[ ! -w /proc/sys/vm/nr_hugepages ] || echo {pages} > /proc/sys/vm/nr_hugepages; "
+            "echo 268435456 > /proc/sys/kernel/shmmax; echo 4194304 > /proc/sys/kernel/shmall; "
+            "cd " + MM_DIR + " && ./{test}")
+# (--numa: Debian's stress-ng 0.15 finds no NUMA nodes in the guest and skips)
+STRESSORS = ("memhotplug", "vm", "mmap")
+STRESS_CMD = ("cd /tmp && /usr/bin/stress-ng --memhotplug 1 --vm 1 --vm-bytes 192M --mmap 1 "
+              "--mmap-bytes 64M --timeout {secs}s --metrics-brief "
+              "--yaml /tmp/stress.yaml")
+STRESS_SECS = 60
+
+
+def add_memory(vm):
+    """Hot-add 1 GiB to node 1 and wait until it is online (PEERS_ONLINE):
+    returns (all online, hosts its memmap, what was seen)."""
+    bs = guest.block_size(vm)
+    before = guest.meminfo(vm)["MemTotal"]
+    b0 = guest.linked_blocks(vm)
+    guest.add_dimm(vm, "d0", PEERS_SIZE, node=1)
+    new = guest.wait_new_blocks(vm, b0, PEERS_SIZE // bs, timeout=120)
+    deadline = time.monotonic() + 60
+    while True:
+        states = guest.blocks(vm)
+        if all(states[b]["state"] == "online" for b in new) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    gain = guest.meminfo(vm)["MemTotal"] - before
+    online = sum(1 for b in new if states[b]["state"] == "online")
+    # a self-hosted memmap is 1/64 of the block: MemTotal grows by the rest
+    return (online == len(new), gain == PEERS_SIZE - PEERS_SIZE // 64,
+            f"{online} of {len(new)} blocks online, MemTotal +{gain // MIB} MiB")
+
+
+def run_bounded(vm, cmd, secs, name):
+    """Run `cmd` in the guest under `timeout`, its output kept in a file, so
+    that a suite that hangs still shows how far it got.  Returns (exit
+    status, output); 137 (KILL) when it ran out of time."""
+    rc, text = vm.run(f"timeout -s KILL {secs} sh -c {shlex.quote(cmd)} >/tmp/{name}.log 2>&1; "
+                      f"rc=$?; cat /tmp/{name}.log; exit $rc", timeout=secs + 120, check=False)
+    save(vm, f"{name}.log", text)
+    return rc, text
+
+
+def run_suites(vm, hugetlb):
+    """{suite test: (status, detail)} for every peer suite's own results."""
+    out = {}
+    rc, text = run_bounded(vm, f"bash {MEM_ON_OFF}", 900, "mem-on-off-test")
+    last = next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), "")
+    out["mem-on-off-test.sh"] = (exit_status(rc), f"exit {rc}: {last}")
+    for test, pages, plain in MM_TESTS:
+        if not hugetlb and not plain:
+            continue
+        rc, text = run_bounded(vm, MM_SETUP.format(pages=pages, test=test), 600, test)
+        ktap = parsers.ktap_totals(parsers.parse_ktap(text))
+        out[f"mm/{test}"] = (exit_status(rc), f"exit {rc}" + (
+            f"; {ktap['pass']} passed, {ktap['fail']} failed, {ktap['skip']} skipped"
+            if sum(ktap.values()) else ""))
+    rc, text = run_bounded(vm, STRESS_CMD.format(secs=STRESS_SECS), STRESS_SECS + 240,
+                           "stress-ng")
+    failed = [ln.split("fail:", 1)[1].strip() for ln in text.splitlines() if " fail:" in ln]
+    out["stress-ng"] = ({0: "pass", 3: "skip"}.get(rc, "fail"),
+                        f"exit {rc}" + (f": {failed[0]}" if failed else ""))
+    ops = parsers.stress_ng_ops(vm.run("cat /tmp/stress.yaml 2>/dev/null; true"))
+    for s in STRESSORS:
+        n = ops.get(s)
+        out[f"stress-ng/{s}"] = ("pass" if n else "fail",
+                                 f"{n} bogo ops" if n is not None else "not in the YAML")
+    return out
+
+
+def exit_status(rc):
+    """kselftest exit codes: 0 pass, 4 skip, anything else fail."""
+    return {0: "pass", 4: "skip"}.get(rc, "fail")
+
+
+def save(vm, name, text):
+    with open(os.path.join(vm.rundir, name), "w") as f:
+        f.write(text)
+
+
+def one_kernel(ctx, res, name, kernel, hugetlb):
+    """Boot, add, run the suites; returns {test: (status, detail)} or None."""
+    vm = ctx.vm(name, f"memory_hotplug.memmap_on_memory=1 memhp_default_state={PEERS_ONLINE}",
+                kernel=kernel, initrd=ctx.peers_initrd, mem_mib=PEERS_BOOT_MIB, numa_nodes=2)
+    try:
+        with vm:
+            online, hosted, what = add_memory(vm)
+            res.check(f"{name}: 1 GiB hot-added to node 1, online in ZONE_NORMAL, hosting "
+                      "its memmap", online and hosted, what)
+            got = run_suites(vm, hugetlb)
+            check_console(res, name, vm)
+            return got
+    except VMError as e:
+        res.fail(f"{name}: the suites ran to the end", str(e).splitlines()[0])
+        return None
+
+
+@scenario("peers", "suites written by others on 1 GiB hot-added with its memmap on it: "
+                   "mem-on-off-test.sh, the mm selftests (hugetlb, compaction, migration, "
+                   "memory failure), stress-ng --memhotplug; against stock in make test-full",
+          not_on_debug="the main and nothp kernels run the peer suites")
+def sc_peers(ctx, res):
+    hugetlb = ctx.label != "nothp"
+    if not os.path.exists(ctx.peers_initrd):
+        res.fail("peers: the peer-suite initramfs", f"missing {ctx.peers_initrd}; run "
+                 "'make initramfs'")
+        return
+    ours = one_kernel(ctx, res, "peers", ctx.kernel, hugetlb)
+    if ours is None:
+        return
+    stock = one_kernel(ctx, res, "peers-stock", ctx.stock_kernel, hugetlb) \
+        if ctx.stock_kernel else None
+    for test, (status, detail) in sorted(ours.items()):
+        res.record(f"peers: {test}", status, detail)
+        if stock is not None:
+            s_status = stock.get(test, ("missing", ""))[0]
+            res.check(f"peers: {test}: no worse than the stock kernel",
+                      status == "pass" or s_status != "pass",
+                      f"ours {status}, stock {s_status}")
+    if stock is not None:
+        report(ctx, ours, stock)
+
+
+def report(ctx, ours, stock):
+    """results/peers/LABEL.{json,md} and the README's table for this pass."""
+    rows = [{"test": t, "ours": ours.get(t, ("-",))[0], "stock": stock.get(t, ("-",))[0]}
+            for t in sorted(set(ours) | set(stock))]
+    md = markdown_table([("test", "test"), ("stock", "stock kernel"), ("ours", "with the series")],
+                        rows)
+    write(os.path.join(ROOT, "results", "peers"), ctx.label, {"rows": rows}, md)
+    update_readme(os.path.join(ROOT, "README.md"), f"peers-{ctx.label}", md)
