@@ -70,6 +70,12 @@ class Context:
         return VM(name, kernel or self.kernel, initrd or self.initrd,
                   os.path.join(self.rundir, name), append=append, accel=self.accel, **kw)
 
+    def boot_mib(self, mib):
+        """Boot memory for a guest that wants `mib`: twice that on the KASAN
+        pass, whose shadow of the memory a scenario onlines (1/8 of it)
+        comes from memory already online."""
+        return 2 * mib if self.label == "kasan" else mib
+
     @property
     def peers_initrd(self):
         """The initramfs with the peer suites (scripts/peers.sh)."""

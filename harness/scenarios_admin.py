@@ -84,8 +84,9 @@ def sc_admin(ctx, res):
     name = "admin"
     # RAM above mem= is left for the probe interface; the firmware reserves
     # the top of low RAM, so keep the probed blocks below it
-    append = "mem=256M memory_hotplug.memmap_on_memory=1 memhp_default_state=offline"
-    with ctx.vm(name, append, mem_mib=768) as vm:
+    low = ctx.boot_mib(256)
+    append = f"mem={low}M memory_hotplug.memmap_on_memory=1 memhp_default_state=offline"
+    with ctx.vm(name, append, mem_mib=low + 512) as vm:
         bs = guest.block_size(vm)
         per_block = model.memmap_pages(bs)
         ledger = Ledger(vm, res, name, per_block)
@@ -93,7 +94,8 @@ def sc_admin(ctx, res):
                   ledger.want["nr_memmap_on_memory_pages"] == 0, str(ledger.want))
 
         # probe under =1, force and =0, the mode switched at runtime
-        for addr, mode in ((256 * MIB, "Y"), (384 * MIB, "force"), (512 * MIB, "N")):
+        for addr, mode in ((low * MIB, "Y"), ((low + 128) * MIB, "force"),
+                           ((low + 256) * MIB, "N")):
             ok, now = write_mode(vm, mode)
             res.check(f"{name}: the mode switches to {mode} at runtime", ok and now == mode, now)
             ok, out = probe(vm, addr)

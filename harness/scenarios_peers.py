@@ -42,8 +42,11 @@ MM_TESTS = (
     ("hugetlb-madvise", 128, False), ("hugetlb_dio", 128, False),
     ("hugetlb_fault_after_madv", 1, False), ("hugetlb_madv_vs_map", 1, False),
     ("compaction_test", 0, False), ("hugetlb-soft-offline", 8, False),
-    ("hugetlb-read-hwpoison", 128, False), ("migration", 0, True),
+    ("migration", 0, True),
 )
+# Left out: hugetlb-read-hwpoison dies of SIGBUS (exit 135) on the stock
+# kernel as on ours, every time, also run alone: its MADV_HWPOISON of a
+# dirty shared hugetlb page kills the caller (make test-full, 2026-12-04)
 MM_SETUP = ("echo 3 > /proc/sys/vm/drop_caches; echo 1 > /proc/sys/vm/compact_memory; "
             "[ ! -w /proc/sys/vm/nr_hugepages ] || echo {pages} > /proc/sys/vm/nr_hugepages; "
             "echo 268435456 > /proc/sys/kernel/shmmax; echo 4194304 > /proc/sys/kernel/shmall; "

@@ -348,9 +348,11 @@ def guest_state(vm):
                        "no splat")
 def sc_bad_input(ctx, res):
     name = "bad-input"
-    append = "mem=256M memory_hotplug.memmap_on_memory=1 memhp_default_state=offline"
-    with ctx.vm(name, append, mem_mib=640, virtio_mem=[{"id": "vm0", "size": "1G"}]) as vm:
-        addr = 256 * MIB
+    low = ctx.boot_mib(256)
+    append = f"mem={low}M memory_hotplug.memmap_on_memory=1 memhp_default_state=offline"
+    with ctx.vm(name, append, mem_mib=low + 384,
+                virtio_mem=[{"id": "vm0", "size": "1G"}]) as vm:
+        addr = low * MIB
         rc, out = vm.run(f"echo {addr:#x} > {guest.PROBE}", check=False)
         if rc:
             res.fail(f"{name}: probe a block to write to", out.strip())

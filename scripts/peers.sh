@@ -31,7 +31,7 @@ mm=$BUILD/out/mm-selftests
 mkdir -p "$mm"
 tests=(compaction_test migration hugepage-mmap hugepage-shm map_hugetlb hugepage-mremap
 	hugepage-vmemmap hugetlb-madvise hugetlb_dio hugetlb_fault_after_madv
-	hugetlb_madv_vs_map hugetlb-soft-offline hugetlb-read-hwpoison)
+	hugetlb_madv_vs_map hugetlb-soft-offline)
 say "building the mm selftests (static): ${tests[*]}"
 make -C "$TREE/tools/testing/selftests/mm" OUTPUT="$mm" KHDR_INCLUDES="-isystem $hdr/usr/include" \
 	LDFLAGS=-static -j"$(nproc)" "${tests[@]/#/$mm/}" >"$mm/build.log" 2>&1 ||
