@@ -28,10 +28,20 @@ class QMPClient:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"QMP socket {self.path} never accepted")
                 time.sleep(0.1)
-        kind, _ = self._read_message(deadline)
-        if kind != "greeting":
-            raise RuntimeError("QMP: no greeting")
+        self.wait_greeting(deadline)
         self.execute("qmp_capabilities")
+
+    def wait_greeting(self, deadline):
+        """Read up to the greeting.  QEMU may send an event before it (a
+        serial port opening, for one: the CI once failed a boot on that);
+        such events are kept like any other."""
+        while True:
+            kind, value = self._read_message(deadline)
+            if kind == "greeting":
+                return value
+            if kind != "event":
+                raise RuntimeError(f"QMP: expected a greeting, got {kind}: {value}")
+            self.events.append(value)
 
     def _read_line(self, deadline):
         while b"\n" not in self.buf:

@@ -10,7 +10,6 @@ the stock kernel passes."""
 
 import os
 import shlex
-import time
 
 from . import guest, parsers
 from .guest import GIB, MIB
@@ -19,13 +18,18 @@ from .scenarios import check_console, scenario
 from .vm import VMError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# hot-added to node 1 and onlined to ZONE_NORMAL there: the suites'
-# allocations of every kind can land in it (in ZONE_MOVABLE compaction_test
+# hot-added to node 1, offline: mem-on-off-test.sh's first step onlines
+# every offline block, so it onlines these (a guest that onlined them itself
+# made it print "SKIPPED - no hot-pluggable memory in offline state").  It
+# writes "online", which puts them in ZONE_NORMAL of node 1: the suites'
+# allocations of every kind can land there (in ZONE_MOVABLE compaction_test
 # mlocks MemFree's worth of movable memory until the kernel's own page tables
 # find no room, and the OOM killer stops it, on the stock kernel as on ours)
 PEERS_SIZE = GIB
-PEERS_ONLINE = "online_kernel"
 PEERS_BOOT_MIB = 1024          # run_vmtests.sh wants 256 MiB of huge pages
+# migration's tests want two threads besides the one that migrates, or they
+# skip ("Not enough threads or NUMA nodes available")
+PEERS_CPUS = 3
 MM_DIR = "/kselftest/mm"
 MEM_ON_OFF = "/kselftest/memory-hotplug/mem-on-off-test.sh"
 # The mm selftests of the categories hugetlb (with the memory-failure tests
@@ -35,14 +39,17 @@ MEM_ON_OFF = "/kselftest/memory-hotplug/mem-on-off-test.sh"
 # itself: its hugetlb category also runs the hugetlb cgroup charging tests,
 # which hang in this guest (killed after 1500 s, on a kernel with the
 # series); on a kernel without HugeTLB it stops at once.
-# (test, huge pages, runs without HugeTLB)
+# (test, huge pages, its arguments on a kernel without THP and HugeTLB, or
+# None where it does not run there: without THP and HugeTLB only migration's
+# two tests of plain anonymous memory can run; its others would skip or fail
+# on the stock kernel as on ours)
 MM_TESTS = (
-    ("hugepage-mmap", 128, False), ("hugepage-shm", 128, False), ("map_hugetlb", 128, False),
-    ("hugepage-mremap", 128, False), ("hugepage-vmemmap", 128, False),
-    ("hugetlb-madvise", 128, False), ("hugetlb_dio", 128, False),
-    ("hugetlb_fault_after_madv", 1, False), ("hugetlb_madv_vs_map", 1, False),
-    ("compaction_test", 0, False), ("hugetlb-soft-offline", 8, False),
-    ("migration", 0, True),
+    ("hugepage-mmap", 128, None), ("hugepage-shm", 128, None), ("map_hugetlb", 128, None),
+    ("hugepage-mremap", 128, None), ("hugepage-vmemmap", 128, None),
+    ("hugetlb-madvise", 128, None), ("hugetlb_dio", 128, None),
+    ("hugetlb_fault_after_madv", 1, None), ("hugetlb_madv_vs_map", 1, None),
+    ("compaction_test", 0, None), ("hugetlb-soft-offline", 8, None),
+    ("migration", 4, "-t private_anon -t shared_anon"),
 )
 # Left out: hugetlb-read-hwpoison dies of SIGBUS (exit 135) on the stock
 # kernel as on ours, every time, also run alone: its MADV_HWPOISON of a
@@ -50,7 +57,7 @@ MM_TESTS = (
 MM_SETUP = ("echo 3 > /proc/sys/vm/drop_caches; echo 1 > /proc/sys/vm/compact_memory; "
             "[ ! -w /proc/sys/vm/nr_hugepages ] || echo {pages} > /proc/sys/vm/nr_hugepages; "
             "echo 268435456 > /proc/sys/kernel/shmmax; echo 4194304 > /proc/sys/kernel/shmall; "
-            "cd " + MM_DIR + " && ./{test}")
+            "cd " + MM_DIR + " && ./{test} {args}")
 # (--numa: Debian's stress-ng 0.15 finds no NUMA nodes in the guest and skips)
 STRESSORS = ("memhotplug", "vm", "mmap")
 STRESS_CMD = ("cd /tmp && /usr/bin/stress-ng --memhotplug 1 --vm 1 --vm-bytes 192M --mmap 1 "
@@ -60,24 +67,28 @@ STRESS_SECS = 60
 
 
 def add_memory(vm):
-    """Hot-add 1 GiB to node 1 and wait until it is online (PEERS_ONLINE):
-    returns (all online, hosts its memmap, what was seen)."""
+    """Hot-add 1 GiB to node 1, left offline: returns (its blocks, all of
+    them offline, what was seen, MemTotal before)."""
     bs = guest.block_size(vm)
     before = guest.meminfo(vm)["MemTotal"]
     b0 = guest.linked_blocks(vm)
     guest.add_dimm(vm, "d0", PEERS_SIZE, node=1)
     new = guest.wait_new_blocks(vm, b0, PEERS_SIZE // bs, timeout=120)
-    deadline = time.monotonic() + 60
-    while True:
-        states = guest.blocks(vm)
-        if all(states[b]["state"] == "online" for b in new) or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+    states = guest.blocks(vm)
+    offline = sum(1 for b in new if states[b]["state"] == "offline")
+    return new, offline == len(new), f"{offline} of {len(new)} blocks offline", before
+
+
+def onlined(vm, new, before):
+    """After mem-on-off-test.sh: (every new block online in ZONE_NORMAL and
+    hosting its memmap, what was seen)."""
+    states = guest.blocks(vm)
+    normal = sum(1 for b in new if states[b]["state"] == "online"
+                 and states[b]["zones"] == ["Normal"])
     gain = guest.meminfo(vm)["MemTotal"] - before
-    online = sum(1 for b in new if states[b]["state"] == "online")
     # a self-hosted memmap is 1/64 of the block: MemTotal grows by the rest
-    return (online == len(new), gain == PEERS_SIZE - PEERS_SIZE // 64,
-            f"{online} of {len(new)} blocks online, MemTotal +{gain // MIB} MiB")
+    return (normal == len(new) and gain == PEERS_SIZE - PEERS_SIZE // 64,
+            f"{normal} of {len(new)} blocks online in Normal, MemTotal +{gain // MIB} MiB")
 
 
 def run_bounded(vm, cmd, secs, name):
@@ -90,20 +101,51 @@ def run_bounded(vm, cmd, secs, name):
     return rc, text
 
 
-def run_suites(vm, hugetlb):
-    """{suite test: (status, detail)} for every peer suite's own results."""
-    out = {}
-    rc, text = run_bounded(vm, f"bash {MEM_ON_OFF}", 900, "mem-on-off-test")
-    last = next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), "")
-    out["mem-on-off-test.sh"] = (exit_status(rc), f"exit {rc}: {last}")
-    for test, pages, plain in MM_TESTS:
-        if not hugetlb and not plain:
+def mem_on_off(vm):
+    """mem-on-off-test.sh as kselftest runs it: (status, detail).  Its own
+    skips ("SKIPPED - ...", "skip all tests: ...", "skip extra tests: ...")
+    exit 0; here they are skips."""
+    return mem_on_off_verdict(*run_bounded(vm, f"bash {MEM_ON_OFF}", 900, "mem-on-off-test"))
+
+
+def mem_on_off_verdict(rc, text):
+    skipped = [ln.strip() for ln in text.splitlines()
+               if "SKIPPED" in ln or ln.lstrip().startswith("skip ")]
+    status = exit_status(rc)
+    if status == "pass" and skipped:
+        status = "skip"
+    return status, f"exit {rc}" + (f": {skipped[0]}" if skipped else "")
+
+
+def mm_test(vm, test, pages, args):
+    """One mm selftest: (status, detail).  A KTAP skip or failure inside a
+    test that exits 0 counts as its own."""
+    return mm_verdict(*run_bounded(vm, MM_SETUP.format(pages=pages, test=test, args=args),
+                                   600, test))
+
+
+def mm_verdict(rc, text):
+    ktap = parsers.ktap_totals(parsers.parse_ktap(text))
+    status = exit_status(rc)
+    if status == "pass" and ktap["fail"]:
+        status = "fail"
+    elif status == "pass" and ktap["skip"]:
+        status = "skip"
+    why = next((f"{r['name']}: {r['directive']}" for r in parsers.parse_ktap(text)
+                if r["status"] == "skip"), "") if status == "skip" else ""
+    return status, f"exit {rc}" + (
+        f"; {ktap['pass']} passed, {ktap['fail']} failed, {ktap['skip']} skipped"
+        if sum(ktap.values()) else "") + (f": {why}" if why else "")
+
+
+def run_suites(vm, hugetlb, first):
+    """{suite test: (status, detail)} for every peer suite's own results;
+    `first` is mem-on-off-test.sh's, which ran before."""
+    out = {"mem-on-off-test.sh": first}
+    for test, pages, plain_args in MM_TESTS:
+        if not hugetlb and plain_args is None:
             continue
-        rc, text = run_bounded(vm, MM_SETUP.format(pages=pages, test=test), 600, test)
-        ktap = parsers.ktap_totals(parsers.parse_ktap(text))
-        out[f"mm/{test}"] = (exit_status(rc), f"exit {rc}" + (
-            f"; {ktap['pass']} passed, {ktap['fail']} failed, {ktap['skip']} skipped"
-            if sum(ktap.values()) else ""))
+        out[f"mm/{test}"] = mm_test(vm, test, pages, "" if hugetlb else plain_args)
     rc, text = run_bounded(vm, STRESS_CMD.format(secs=STRESS_SECS), STRESS_SECS + 240,
                            "stress-ng")
     failed = [ln.split("fail:", 1)[1].strip() for ln in text.splitlines() if " fail:" in ln]
@@ -129,14 +171,18 @@ def save(vm, name, text):
 
 def one_kernel(ctx, res, name, kernel, hugetlb):
     """Boot, add, run the suites; returns {test: (status, detail)} or None."""
-    vm = ctx.vm(name, f"memory_hotplug.memmap_on_memory=1 memhp_default_state={PEERS_ONLINE}",
-                kernel=kernel, initrd=ctx.peers_initrd, mem_mib=PEERS_BOOT_MIB, numa_nodes=2)
+    vm = ctx.vm(name, "memory_hotplug.memmap_on_memory=1 memhp_default_state=offline",
+                kernel=kernel, initrd=ctx.peers_initrd, mem_mib=PEERS_BOOT_MIB, numa_nodes=2,
+                smp=PEERS_CPUS)
     try:
         with vm:
-            online, hosted, what = add_memory(vm)
-            res.check(f"{name}: 1 GiB hot-added to node 1, online in ZONE_NORMAL, hosting "
-                      "its memmap", online and hosted, what)
-            got = run_suites(vm, hugetlb)
+            new, offline, what, before = add_memory(vm)
+            res.check(f"{name}: 1 GiB hot-added to node 1, offline", offline, what)
+            first = mem_on_off(vm)
+            ok, what = onlined(vm, new, before)
+            res.check(f"{name}: mem-on-off-test.sh onlined it to ZONE_NORMAL, hosting its "
+                      "memmap", ok, what)
+            got = run_suites(vm, hugetlb, first)
             check_console(res, name, vm)
             return got
     except VMError as e:
