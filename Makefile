@@ -100,12 +100,11 @@ list:
 demo: kernel initramfs
 	@$(HARNESS) demo --kernel $(KERNEL) --initrd $(INITRD)
 
-# CI runs this one (.ci/run): everything but the KASAN pass, kunit-tool (the
-# kernel kunit.py builds is one more cold build) and the stock kernels,
-# which make test-full adds
+# CI runs this one (.ci/run): everything but the KASAN pass and the stock
+# kernels, which make test-full adds
 test: kernel kernel-debug kernel-nothp initramfs
 	@$(HARNESS) test --kernel $(KERNEL) --debug-kernel $(DEBUG_KERNEL) --nothp-kernel $(NOTHP_KERNEL) \
-		--no-kasan-pass --exclude kunit-tool --initrd $(INITRD) $(SCENARIOS)
+		--no-kasan-pass --initrd $(INITRD) $(SCENARIOS)
 
 # the same, and pagecache-add and vmem-kernel also boot the untouched base
 # (same configs) and check that the series does no worse

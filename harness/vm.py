@@ -25,7 +25,7 @@ class VMError(Exception):
 class VM:
     def __init__(self, name, kernel, initrd, rundir, append="", mem_mib=256,
                  slots=8, maxmem_gib=300, smp=2, virtio_mem=(), numa_nodes=1, dimms=(),
-                 boot_timeout=180, accel="tcg", disks=(), kmemleak=False):
+                 boot_timeout=180, accel="tcg", disks=(), kmemleak=False, exact_free=True):
         self.name = name
         self.kernel = kernel
         self.initrd = initrd
@@ -42,6 +42,9 @@ class VM:
         # the kernel has kmemleak: what it reports after boot is cleared, so
         # that leak_scan() reports what the scenario leaked
         self.kmemleak = kmemleak
+        # whether free memory can be compared before and after a step (not
+        # under KASAN: see scenarios.QUARANTINE)
+        self.exact_free = exact_free
         self.boot_timeout = boot_timeout
         self.accel = accel
         self.proc = None
