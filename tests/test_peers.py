@@ -1,16 +1,9 @@
 """The peer suites' verdicts: a skip inside a suite that exits 0 is a skip."""
 
-import os
 import unittest
 
 from harness.scenarios_peers import mem_on_off_verdict, mm_verdict
-
-SAMPLES = os.path.join(os.path.dirname(__file__), "samples")
-
-
-def sample(name):
-    with open(os.path.join(SAMPLES, name)) as f:
-        return f.read()
+from tests.test_parsers import sample
 
 
 class PeerVerdictTest(unittest.TestCase):
