@@ -266,15 +266,20 @@ def sc_busy_offline(ctx, res):
 HOG_DIR = "/hog"
 
 
-def fill_memory(vm, share=0.96):
+def fill_memory(vm, share=0.96, rounds=4):
     """Fill tmpfs (no swap: it stays) until `share` of MemTotal is in use;
-    returns the share in use."""
-    info = guest.meminfo(vm)
-    want_free = int(info["MemTotal"] * (1 - share))
-    fill = max(0, info["MemAvailable"] - want_free)
-    vm.run(f"mkdir -p {HOG_DIR} && mount -t tmpfs -o size=100% hog {HOG_DIR} && "
-           f"dd if=/dev/zero of={HOG_DIR}/fill bs=64k count={fill // (64 * KIB)} 2>&1 | tail -1",
-           timeout=300)
+    returns the share in use. MemAvailable counts reclaimable caches and
+    slab by estimate, so one dd can land short of the target (CI: 95.0 %
+    wanted >= 95 % on the debug kernel): top up, a bounded number of times."""
+    vm.run(f"mkdir -p {HOG_DIR} && mount -t tmpfs -o size=100% hog {HOG_DIR}")
+    for i in range(rounds):
+        info = guest.meminfo(vm)
+        want_free = int(info["MemTotal"] * (1 - share))
+        fill = info["MemAvailable"] - want_free
+        if fill < 64 * KIB:
+            break
+        vm.run(f"dd if=/dev/zero of={HOG_DIR}/fill{i} bs=64k count={fill // (64 * KIB)} "
+               f"2>&1 | tail -1", timeout=300)
     info = guest.meminfo(vm)
     return 1 - info["MemAvailable"] / info["MemTotal"]
 
