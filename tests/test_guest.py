@@ -58,3 +58,24 @@ class BlockMemmapTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class KasanPagingTest(unittest.TestCase):
+    """The KASAN pass boots with 4-level paging (see Context.vm), the others
+    keep what the CPU model offers."""
+
+    def append(self, label):
+        from harness.scenarios import Context
+        ctx = Context("bzImage", "initrd.cpio", "/nonexistent", label=label)
+        vm = ctx.vm("x", append="memory_hotplug.memmap_on_memory=1")
+        cmdline = vm.command_line()
+        return cmdline[cmdline.index("-append") + 1].split()
+
+    def test_kasan_pass_has_no5lvl(self):
+        words = self.append("kasan")
+        self.assertIn("no5lvl", words)
+        self.assertIn("memory_hotplug.memmap_on_memory=1", words)
+
+    def test_other_passes_keep_5level(self):
+        for label in ("main", "debug", "nothp"):
+            self.assertNotIn("no5lvl", self.append(label))
