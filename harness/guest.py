@@ -213,7 +213,9 @@ def set_virtio_mem(vm, dev, size, timeout=600, stall=60, poll=0.5):
             last, moved = got, now
         if now - moved > stall or now - start > timeout:
             said = [line for line in vm.step_console().splitlines() if "virtio_mem" in line]
+            how = (f"no progress for {now - moved:.0f}s" if now - moved > stall
+                   else f"still moving after {timeout}s")
             raise VMError(f"virtio-mem {dev}: plugged {got >> 20} MiB of {size >> 20} MiB, "
-                          f"no progress for {now - moved:.0f}s; guest: "
+                          f"{how}; guest: "
                           f"{said[-1].strip() if said else 'nothing'}")
         time.sleep(poll)

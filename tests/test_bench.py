@@ -7,6 +7,7 @@ import tempfile
 import unittest
 
 from harness import bench
+from harness.vm import VMError
 
 
 def ok(size, kib, usable=98.4375, seconds=2.0, **extra):
@@ -149,3 +150,37 @@ class NothpSetTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class FailureTextTest(unittest.TestCase):
+    """A stopped guest is not a panicked one: the label comes from the
+    console, and a guest's own failure line wins over the harness's."""
+
+    class Stopped:
+        def __init__(self, text):
+            self.text = text
+
+        def console(self, since=0):
+            return self.text
+
+        def step_console(self):
+            return self.text
+
+        def alive(self):
+            return False
+
+    def test_timeout_is_not_a_panic(self):
+        vm = self.Stopped("[    6.4] Built 1 zonelists, mobility grouping on.\n")
+        why = bench.failure_text(vm, TimeoutError("timed out during 'read t0'\nmore"))
+        self.assertEqual(why, "timed out during 'read t0'")
+
+    def test_panic_is_labelled(self):
+        vm = self.Stopped("[   12.5] Kernel panic - not syncing: System is deadlocked on memory\n")
+        why = bench.failure_text(vm, VMError("QEMU exited"))
+        self.assertTrue(why.endswith(" (guest panicked)"), why)
+        self.assertIn("System is deadlocked on memory", why)
+        self.assertNotIn("12.5", why)
+
+    def test_timeout_grows_with_the_size(self):
+        self.assertEqual(bench.add_timeout(16), 600)
+        self.assertGreater(bench.add_timeout(512), 2 * 600)
