@@ -60,13 +60,16 @@ FLOOR_PCT = 100 * (1 - 64 / 4096)   # the memmap takes 64 bytes of every 4 KiB p
 GUEST_MIB = 256
 SHOWN_GIB = COST_GIB   # metric 1 and 2 columns
 # The guest's side of the timing, one agent command sent right after the
-# QMP command: it returns once MemTotal shows every block online (all
-# blocks of the add online give at least the size minus a 1/64 memmap, one
-# block fewer gives less), reading /proc/meminfo with a shell builtin and
-# sleeping 2 ms in between (busybox runs usleep without forking); the host
-# times from before the QMP command until the answer arrives
-ONLINE_WAIT = ("want={want}; while read -r _ total _ </proc/meminfo; "
-               "[ $((total * 1024)) -lt $want ]; do usleep 2000; done; echo online")
+# QMP command: it returns once {want} memory blocks are online, the ones
+# online before plus every block of the add.  It counts blocks, not
+# MemTotal, because what a block adds to MemTotal depends on the mode
+# (stock =force pads the memmap to a whole 4 MiB pageblock).  Only shell
+# builtins read the state files, with 2 ms sleeps in between (busybox
+# runs usleep without forking); the host times from before the QMP
+# command until the answer arrives
+ONLINE_WAIT = ("while n=0; for f in /sys/devices/system/memory/memory*/state; do "
+               "read -r s <$f; [ \"$s\" = online ] && n=$((n + 1)); done; "
+               "[ $n -lt {want} ]; do usleep 2000; done; echo online")
 
 
 def failure_text(vm, e):
@@ -224,7 +227,8 @@ class Bench:
         out = {"ok": False, "size_gib": TIMING_GIB, "tag": tag}
         try:
             with vm:
-                want = guest.meminfo(vm)["MemTotal"] + size - size // 64
+                online = sum(1 for b in guest.blocks(vm).values() if b["state"] == "online")
+                want = online + size // guest.block_size(vm)
                 t0 = time.monotonic()
                 if path == "pc-dimm":
                     guest.add_dimm(vm, "d0", size)

@@ -184,3 +184,13 @@ class FailureTextTest(unittest.TestCase):
     def test_timeout_grows_with_the_size(self):
         self.assertEqual(bench.add_timeout(16), 600)
         self.assertGreater(bench.add_timeout(512), 2 * 600)
+
+
+class OnlineWaitTest(unittest.TestCase):
+    def test_counts_blocks_not_memtotal(self):
+        # what a block adds to MemTotal depends on the mode (=force pads the
+        # memmap), so the wait counts online blocks
+        cmd = bench.ONLINE_WAIT.format(want=34)
+        self.assertIn("[ $n -lt 34 ]", cmd)
+        self.assertIn("memory*/state", cmd)
+        self.assertNotIn("meminfo", cmd)
