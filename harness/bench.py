@@ -47,14 +47,6 @@ COST_GIB = (16, 64)
 # gives the guest that much RAM
 LADDER_GIB = (16, 32, 64, 128, 256, 512)
 GROW_GIB = 64
-# seconds an add of that many GiB may take in TCG before it counts as
-# failed: adding and onlining grow faster than the size (measured
-# 2026-12-05, pc-dimm onlined to ZONE_MOVABLE: 128 GiB 38 s, 256 GiB
-# 164-252 s, 512 GiB more than 600 s)
-def add_timeout(size_gib):
-    return max(600, 5 * size_gib)
-
-
 TIMING_GIB = 4
 FLOOR_PCT = 100 * (1 - 64 / 4096)   # the memmap takes 64 bytes of every 4 KiB page
 GUEST_MIB = 256
@@ -70,6 +62,14 @@ SHOWN_GIB = COST_GIB   # metric 1 and 2 columns
 ONLINE_WAIT = ("while n=0; for f in /sys/devices/system/memory/memory*/state; do "
                "read -r s <$f; [ \"$s\" = online ] && n=$((n + 1)); done; "
                "[ $n -lt {want} ]; do usleep 2000; done; echo online")
+
+
+def add_timeout(size_gib):
+    """Seconds an add of size_gib may take in TCG before it counts as
+    failed: adding and onlining grow faster than the size (measured
+    2026-12-05, pc-dimm onlined to ZONE_MOVABLE: 128 GiB 38 s, 256 GiB
+    164-252 s, 512 GiB more than 600 s)."""
+    return max(600, 5 * size_gib)
 
 
 def failure_text(vm, e):
@@ -374,7 +374,8 @@ def markdown(rows, info, commands, repeat, timing_repeat, title=SETS["main"]["ti
     out.append("One clock, the host's: from the QMP command (device_add, or the virtio-mem "
                "request) until the guest answers that every block is online (the guest "
                "onlines them itself, memhp_default_state=online_movable; one agent command "
-               "waits in the guest for MemTotal to show them, nothing else runs meanwhile).  "
+               "waits in the guest until their state files say online, nothing else "
+               "runs meanwhile).  "
                "The ratio is taken repetition by repetition, the variants taking turns "
                "within each.\n")
     table(out, ["variant", "path", "s/GiB", f"ratio to {ref}"],
