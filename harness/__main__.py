@@ -179,6 +179,9 @@ def main(argv=None):
                    help="main: stock =0, stock =1, ours =1 on every path (default); nothp: "
                         "the kernels without THP and HUGETLB, stock =1, stock =force, ours =1 "
                         "on pc-dimm")
+    b.add_argument("--resume", action="store_true",
+                   help="take over the samples an interrupted run left in samples.jsonl and "
+                        "take only the missing ones (the same kernels and set, or it refuses)")
     b.add_argument("--paths", default=None,
                    help="comma-separated, some of the set's paths (default: all of them)")
     sub.add_parser("list", help="list the scenarios")
@@ -260,7 +263,8 @@ def main(argv=None):
                      args.timing_repeat, tuple(p for p in set_paths if p in paths),
                      "python3 -m harness " + shlex.join(sys.argv[1:] if argv is None else argv),
                      args.set, full=(args.paths is None and args.out is None and
-                                     args.repeat == 3 and args.timing_repeat == 5))
+                                     args.repeat == 3 and args.timing_repeat == 5),
+                     resume=args.resume)
 
     passes = {p for p in args.passes.split(",") if p}
     bad = passes - {"main", "debug", "nothp", "kasan"}

@@ -19,10 +19,12 @@ repetition, so that a slow spell of the machine hits them alike.
      variant (main: stock =0).
 """
 
+import hashlib
 import json
 import os
 import re
 import statistics
+import sys
 import time
 
 from . import guest, report
@@ -82,6 +84,43 @@ def failure_text(vm, e):
     return why + (" (guest panicked)" if "Kernel panic - not syncing" in vm.console() else "")
 
 
+class ResumeError(Exception):
+    pass
+
+
+def load_samples(path, identity):
+    """Read an interrupted run's samples file for --resume.  Returns (its
+    lines, the start times of its runs, {(kind, variant, path, size_gib, tag):
+    sample}).  The samples must come from the same kernels and set
+    (`identity`); a line cut short by the interruption is dropped."""
+    runs, heads, kept, found = [], [], [], {}
+    with open(path) as f:
+        lines = f.read().splitlines()
+    for n, line in enumerate(lines, 1):
+        try:
+            x = json.loads(line)
+        except ValueError:
+            if n == len(lines):
+                break           # the run was stopped while writing it
+            raise ResumeError(f"{path}:{n}: not a JSON line; start afresh without --resume")
+        if x.get("kind") == "run":
+            differ = sorted(k for k in identity if x.get(k) != identity[k])
+            if differ:
+                raise ResumeError(f"{path}:{n}: the samples were taken with another "
+                                  f"{', '.join(differ)}; start afresh without --resume")
+            heads.append(x)
+            kept.append(x)
+            runs.append(x.get("started", "?"))
+            continue
+        if not heads:
+            raise ResumeError(f"{path}: no line says which kernels took the samples; start "
+                              "afresh without --resume")
+        s = {k: v for k, v in x.items() if k not in ("kind", "variant", "path")}
+        found[(x["kind"], x["variant"], x["path"], x["size_gib"], x["tag"])] = s
+        kept.append(x)
+    return kept, runs, found
+
+
 def vname(variant):
     return f"{variant[0]} ={variant[1]}"
 
@@ -131,7 +170,8 @@ def ladder(points):
 
 class Bench:
     def __init__(self, kernels, initrd, rundir, accel="tcg", repeat=3, timing_repeat=5,
-                 paths=PATHS, log=print, variants=VARIANTS, samples_file=None):
+                 paths=PATHS, log=print, variants=VARIANTS, samples_file=None, resume=False,
+                 identity=None):
         self.kernels = kernels          # {"stock": bzImage, "ours": bzImage}
         self.initrd = initrd
         self.rundir = rundir
@@ -142,11 +182,23 @@ class Bench:
         self.variants = variants
         self.log = log
         self.commands = {}              # "variant path": one exact QEMU command line
-        # every sample is appended here as it comes, one JSON object a line
+        # every sample is appended here as it comes, one JSON object a line,
+        # after a line of kind "run" that says what took them
         self.samples_file = samples_file
+        # (kind, variant, path, size_gib, tag) -> a sample an earlier,
+        # interrupted run of the same kernels took (resume)
+        self.recorded = {}
+        self.runs = []                  # start times of the runs the samples come from
         if samples_file:
             os.makedirs(os.path.dirname(samples_file), exist_ok=True)
-            open(samples_file, "w").close()
+            header = {"kind": "run", "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                      **(identity or {})}
+            lines = []
+            if resume and os.path.exists(samples_file):
+                lines, self.runs, self.recorded = load_samples(samples_file, identity or {})
+            self.runs.append(header["started"])
+            with open(samples_file, "w") as f:
+                f.writelines(json.dumps(x, sort_keys=True) + "\n" for x in lines + [header])
 
     # ---- one sample ----------------------------------------------------
     def vm(self, variant, path, size_gib, tag, online=False):
@@ -182,10 +234,21 @@ class Bench:
                                     **s}, sort_keys=True) + "\n")
         return s
 
+    def take_recorded(self, kind, variant, path, size_gib, tag):
+        """The sample an interrupted run took already, or None."""
+        rec = self.recorded.pop((kind, vname(variant), path, size_gib, tag), None)
+        if rec is not None:
+            self.log(f"#   {vname(variant)} {path} {size_gib} GiB ({kind}): taken by the run "
+                     "being resumed")
+        return rec
+
     def sample(self, variant, path, size_gib, tag, shrink=False, kind="cost"):
         """Boot, add size_gib through path, online; returns a dict with ok and
         either the numbers or why it failed.  A guest that does not boot is
         a failed sample too."""
+        rec = self.take_recorded(kind, variant, path, size_gib, tag)
+        if rec is not None:
+            return rec
         size = size_gib * GIB
         vm = self.vm(variant, path, size_gib, tag)
         self.commands.setdefault(f"{vname(variant)} {path}", " ".join(vm.command_line()))
@@ -222,6 +285,9 @@ class Bench:
     def timing_sample(self, variant, path, tag):
         """Seconds from the QMP command that adds TIMING_GIB until the guest
         says every block is online, on the host's clock."""
+        rec = self.take_recorded("timing", variant, path, TIMING_GIB, tag)
+        if rec is not None:
+            return rec
         size = TIMING_GIB * GIB
         vm = self.vm(variant, path, TIMING_GIB, tag, online=True)
         out = {"ok": False, "size_gib": TIMING_GIB, "tag": tag}
@@ -328,6 +394,8 @@ def table(out, head, lines):
 def markdown(rows, info, commands, repeat, timing_repeat, title=SETS["main"]["title"]):
     out = [f"Kernels built with the {title}. "
            f"Run of {info['date']} on {info['host']}; {info['qemu']}, accel {info['accel']}; "
+           + (f"resumed, so its samples come from the runs started {', '.join(info['runs'])}; "
+              if len(info.get("runs", ())) > 1 else "") +
            f"guest {GUEST_MIB} MiB, fresh per sample; command `{info['command']}`. "
            f"Figures: median (min-max, n samples that succeeded of all); {repeat} "
            f"repetitions of each add, {timing_repeat} of the timing; every repetition runs, "
@@ -452,18 +520,36 @@ def chart(path, rows, title=SETS["main"]["title"]):
     plt.close(fig)
 
 
+def file_digest(path):
+    """sha256 of a file, the first 16 hex digits (which kernel took a sample)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
 def bench(kernels, initrd, rundir, accel, outdir, repeat, timing_repeat, paths, command,
-          set_name="main", full=True):
+          set_name="main", full=True, resume=False):
     """`full`: the default run (every path, default repetitions, default
-    folder); only that one rewrites the README."""
+    folder); only that one rewrites the README.  `resume`: take over the
+    samples an interrupted run of the same kernels left in samples.jsonl."""
     spec = SETS[set_name]
-    b = Bench(kernels, initrd, rundir, accel, repeat, timing_repeat, paths,
-              variants=spec["variants"], samples_file=os.path.join(outdir, "samples.jsonl"))
+    identity = {"set": set_name, "accel": accel,
+                "kernels": {k: file_digest(p) for k, p in sorted(kernels.items())}}
+    try:
+        b = Bench(kernels, initrd, rundir, accel, repeat, timing_repeat, paths,
+                  variants=spec["variants"], samples_file=os.path.join(outdir, "samples.jsonl"),
+                  resume=resume, identity=identity)
+    except ResumeError as e:
+        print(f"harness: error: {e}", file=sys.stderr)
+        return 2
     t0 = time.monotonic()
     rows, samples = b.run()
     info = report.machine()
     info.update(accel=accel, command=command, seconds=round(time.monotonic() - t0),
-                kernels=kernels, set=set_name)
+                kernels=kernels, kernel_digests=identity["kernels"], set=set_name,
+                runs=b.runs)
     md = markdown(rows, info, b.commands, repeat, timing_repeat, spec["title"])
     report.write(outdir, "bench", {"machine": info, "repeat": repeat,
                                    "timing_repeat": timing_repeat, "rows": rows,

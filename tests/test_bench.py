@@ -129,8 +129,85 @@ class SummaryTest(unittest.TestCase):
             b.keep("timing", ("stock", "0"), "vmem-sbm", ok(4, 30))
             with open(path) as f:
                 lines = [json.loads(x) for x in f]
-        self.assertEqual([(x["kind"], x["variant"], x["ok"]) for x in lines],
+        self.assertEqual(lines[0]["kind"], "run")
+        self.assertEqual([(x["kind"], x["variant"], x["ok"]) for x in lines[1:]],
                          [("cost", "ours =1", False), ("timing", "stock =0", True)])
+
+
+class ResumeTest(unittest.TestCase):
+    ID = {"set": "main", "accel": "tcg", "kernels": {"ours": "aa", "stock": "bb"}}
+
+    def interrupted(self, d, identity=None):
+        """A samples file as a run killed while writing its third line leaves it."""
+        path = os.path.join(d, "samples.jsonl")
+        b = bench.Bench({}, "", d, samples_file=path, log=lambda *a: None,
+                        identity=identity or self.ID)
+        b.keep("cost", ("ours", "1"), "pc-dimm", dict(ok(16, 45), tag="r0"))
+        b.keep("ladder", ("stock", "1"), "pc-dimm", dict(failed(512, "timed out"), tag="ladder"))
+        with open(path, "a") as f:
+            f.write('{"kind": "timing", "ok": tr')
+        return path
+
+    def test_resume_takes_over_the_samples_and_boots_no_guest_for_them(self):
+        log = []
+        with tempfile.TemporaryDirectory() as d:
+            path = self.interrupted(d)
+            b = bench.Bench({}, "", d, samples_file=path, log=log.append, resume=True,
+                            identity=self.ID)
+            self.assertEqual(len(b.runs), 2)
+            # no kernel is given: a guest boot would fail, so these come from the file
+            s = b.sample(("ours", "1"), "pc-dimm", 16, "r0")
+            self.assertEqual((s["ok"], s["consumed_kib_per_gib"]), (True, 45))
+            s = b.sample(("stock", "1"), "pc-dimm", 512, "ladder", kind="ladder")
+            self.assertEqual((s["ok"], s["why"]), (False, "timed out"))
+            self.assertIsNone(b.take_recorded("cost", ("ours", "1"), "pc-dimm", 16, "r1"))
+            self.assertIsNone(b.take_recorded("timing", ("ours", "1"), "pc-dimm", 4, "t0"))
+            with open(path) as f:
+                lines = [json.loads(x) for x in f]
+        # the cut line is gone, the samples stay, a second run line follows
+        self.assertEqual([x["kind"] for x in lines], ["run", "cost", "ladder", "run"])
+        self.assertIn("taken by the run being resumed", log[0])
+
+    def test_other_kernels_are_refused_and_the_file_is_left_alone(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = self.interrupted(d)
+            with open(path) as f:
+                before = f.read()
+            other = dict(self.ID, kernels={"ours": "cc", "stock": "bb"})
+            with self.assertRaisesRegex(bench.ResumeError, "another kernels"):
+                bench.Bench({}, "", d, samples_file=path, resume=True, identity=other)
+            with self.assertRaisesRegex(bench.ResumeError, "another set"):
+                bench.Bench({}, "", d, samples_file=path, resume=True,
+                            identity=dict(self.ID, set="nothp"))
+            with open(path) as f:
+                self.assertEqual(f.read(), before)
+
+    def test_a_broken_line_before_the_end_is_refused(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = self.interrupted(d)
+            with open(path, "a") as f:
+                f.write("\n{}\n")
+            with self.assertRaisesRegex(bench.ResumeError, "not a JSON line"):
+                bench.Bench({}, "", d, samples_file=path, resume=True, identity=self.ID)
+
+    def test_without_resume_the_file_starts_afresh(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = self.interrupted(d)
+            b = bench.Bench({}, "", d, samples_file=path, identity=self.ID)
+            self.assertEqual(len(b.runs), 1)
+            self.assertIsNone(b.take_recorded("cost", ("ours", "1"), "pc-dimm", 16, "r0"))
+            with open(path) as f:
+                self.assertEqual([json.loads(x)["kind"] for x in f], ["run"])
+
+    def test_the_report_says_it_was_resumed(self):
+        rows, _ = bench.summarize(*made_up_run())
+        info = {"date": "d", "host": "h", "qemu": "q", "accel": "tcg", "command": "c",
+                "runs": ["2026-12-05 06:15 UTC", "2026-12-05 08:00 UTC"]}
+        md = bench.markdown(rows, info, {}, 3, 5)
+        self.assertIn("resumed, so its samples come from the runs started "
+                      "2026-12-05 06:15 UTC, 2026-12-05 08:00 UTC;", md)
+        info["runs"] = info["runs"][:1]
+        self.assertNotIn("resumed", bench.markdown(rows, info, {}, 3, 5))
 
 
 class NothpSetTest(unittest.TestCase):
