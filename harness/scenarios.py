@@ -485,6 +485,7 @@ KSELFTEST = "/kselftest/memory-hotplug/memmap_on_memory.sh"
 # (boot memory in ZONE_NORMAL, so that the blocks the test onlines into it
 # can be offlined again) and leaves 4.5-5 GiB, four blocks, to probe
 KSELFTEST_MEM_MIB = 3072
+AUTO_ONLINE = "/sys/devices/system/memory/auto_online_blocks"
 KSELFTEST_APPEND = "mem=4608M"
 
 
@@ -500,9 +501,15 @@ def sc_kselftest(ctx, res):
                          "missing: the series does not add it?")
                 continue
             b0 = guest.blocks(vm)
+            # the test must keep its blocks offline while it probes and give
+            # the policy back afterwards
+            vm.run(f"echo online_movable > {AUTO_ONLINE}")
             # probing is the test's opt-in: the guest's RAM above mem= is free
             rc, out = vm.run(f"PROBE_BLOCKS=2 {KSELFTEST}", timeout=600, check=False)
             after = guest.blocks(vm)
+            auto = vm.run(f"cat {AUTO_ONLINE}").strip()
+            res.check(f"{name}: auto_online_blocks as it was (online_movable)",
+                      auto == "online_movable", auto)
             with open(os.path.join(ctx.rundir, name, "kselftest.log"), "w") as f:
                 f.write(out)
             results = parse_ktap(out)
@@ -524,7 +531,37 @@ def sc_kselftest(ctx, res):
             res.check(f"{name}: every block as the test found it, the ones it added offline",
                       not changed and not online,
                       f"changed: {changed or 'none'}, added and not offline: {online or 'none'}")
+            if mode == "1" and len(probed) >= 2:
+                kselftest_found_and_killed(vm, res, name, probed)
             check_console(res, name, vm)
+
+
+def kselftest_found_and_killed(vm, res, name, probed):
+    """The kselftest again, without PROBE_BLOCKS: it takes the blocks it
+    added before, now offline, as found ones (at most MAX_FOUND).  Then once
+    more, killed with SIGTERM (the kselftest runner's timeout) while a block
+    is online: every block ends offline."""
+    b0 = guest.blocks(vm)
+    rc, out = vm.run(f"MAX_FOUND=1 {KSELFTEST}", timeout=600, check=False)
+    results = parse_ktap(out)
+    record_ktap(res, f"{name}-found", results)
+    res.check(f"{name}-found: took MAX_FOUND=1 of the blocks it found offline",
+              rc == 0 and "1 blocks of" in out and "found offline" in out,
+              f"exit {rc}: {out.strip()[-200:]}")
+    auto = vm.run(f"cat {AUTO_ONLINE}").strip()
+    states = " ".join(f"/sys/devices/system/memory/memory{b}/state" for b in probed)
+    # busybox: wait until one of the blocks is online, then SIGTERM
+    said = vm.run(f"{KSELFTEST} > /tmp/killed.log 2>&1 & pid=$!; n=0; "
+                  f"until grep -q '^online' {states} || [ $n -ge 20000 ]; do "
+                  "n=$((n + 1)); usleep 500; done; kill -TERM $pid; wait $pid; echo rc=$?",
+                  timeout=120, check=False)[1].strip()
+    after = guest.blocks(vm)
+    left = [b for b in after if after[b]["state"] != b0.get(b, {}).get("state")]
+    res.check(f"{name}-killed: SIGTERM while a block is online ends the test (exit 143) with "
+              "every block as it found it", said.endswith("rc=143") and not left,
+              f"{said.splitlines()[-1] if said else 'nothing'}; changed: {left or 'none'}")
+    res.check(f"{name}-killed: auto_online_blocks as it was",
+              vm.run(f"cat {AUTO_ONLINE}").strip() == auto, auto)
 
 
 def virtio_mem_grow(vm, dev, size, base, timeout=600, poll=0.5):
