@@ -3,6 +3,7 @@ do, and records checks.  Registered in SCENARIOS by name."""
 
 import json
 import os
+import re
 import shlex
 import shutil
 import statistics
@@ -538,31 +539,40 @@ def sc_kselftest(ctx, res):
 
 def kselftest_found_and_killed(vm, res, name, probed):
     """The kselftest again, without PROBE_BLOCKS: it takes the blocks it
-    added before, now offline, as found ones (at most MAX_FOUND).  Then once
-    more, killed with SIGTERM (the kselftest runner's timeout) while a block
-    is online: every block ends offline."""
+    added before, now offline, as found ones (at most MAX_FOUND).  Then
+    twice killed with SIGTERM (the kselftest runner's timeout): stopped
+    while a block is online in its walk, and while it probes with
+    auto_online_blocks set to offline; every block and the policy must be
+    as they were."""
     b0 = guest.blocks(vm)
     rc, out = vm.run(f"MAX_FOUND=1 {KSELFTEST}", timeout=600, check=False)
     results = parse_ktap(out)
     record_ktap(res, f"{name}-found", results)
     res.check(f"{name}-found: took MAX_FOUND=1 of the blocks it found offline",
-              rc == 0 and "1 blocks of" in out and "found offline" in out,
+              rc == 0 and re.search(r"\b1 blocks of .* found offline", out) is not None,
               f"exit {rc}: {out.strip()[-200:]}")
-    auto = vm.run(f"cat {AUTO_ONLINE}").strip()
     states = " ".join(f"/sys/devices/system/memory/memory{b}/state" for b in probed)
-    # busybox: wait until one of the blocks is online, then SIGTERM
-    said = vm.run(f"{KSELFTEST} > /tmp/killed.log 2>&1 & pid=$!; n=0; "
-                  f"until grep -q '^online' {states} || [ $n -ge 20000 ]; do "
-                  "n=$((n + 1)); usleep 500; done; kill -TERM $pid; wait $pid; echo rc=$?",
-                  timeout=120, check=False)[1].strip()
-    after = guest.blocks(vm)
-    left = [b for b in after if after[b]["state"] != b0.get(b, {}).get("state")]
-    res.check(f"{name}-killed: SIGTERM while a block is online ends the test (exit 143) with "
-              "every block as it found it", said.endswith("rc=143") and not left,
-              f"{said.splitlines()[-1] if said else 'nothing'}; changed: {left or 'none'}")
-    res.check(f"{name}-killed: auto_online_blocks as it was",
-              vm.run(f"cat {AUTO_ONLINE}").strip() == auto, auto)
-
+    for what, env, when in (
+            ("while a block it found is online", "",
+             f"grep -q '^online' {states}"),
+            ("while it probes, auto_online_blocks set to offline", "PROBE_BLOCKS=1 ",
+             f"grep -qx offline {AUTO_ONLINE}")):
+        auto = vm.run(f"cat {AUTO_ONLINE}").strip()
+        before = guest.blocks(vm)
+        # stop the test when the condition holds, check it still holds
+        # while it is stopped, then SIGTERM and let it go on to its trap
+        said = vm.run(f"{env}{KSELFTEST} > /tmp/killed.log 2>&1 & pid=$!; n=0; "
+                      f"until {when} || [ $n -ge 20000 ]; do n=$((n + 1)); usleep 200; done; "
+                      f"kill -STOP $pid; if {when}; then echo held; else echo missed; fi; "
+                      "kill -TERM $pid; kill -CONT $pid; wait $pid; echo rc=$?",
+                      timeout=180, check=False)[1].split()
+        after = guest.blocks(vm)
+        left = [b for b in after if after[b]["state"] != before.get(b, {}).get("state", "offline")]
+        now = vm.run(f"cat {AUTO_ONLINE}").strip()
+        res.check(f"{name}-killed {what}: exit 143, every block offline or as it was, "
+                  f"auto_online_blocks as it was ({auto})",
+                  said[:1] == ["held"] and said[-1:] == ["rc=143"] and not left and now == auto,
+                  f"{' '.join(said)}; changed: {left or 'none'}; auto_online_blocks {now}")
 
 def virtio_mem_grow(vm, dev, size, base, timeout=600, poll=0.5):
     """Resize a virtio-mem device whose memory the guest onlines itself
