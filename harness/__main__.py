@@ -28,7 +28,8 @@ DEFAULT_KASAN_KERNEL = os.path.join(BUILD, "out", "kasan", "arch", "x86", "boot"
 # subblocks keep the memmap in other memory; vmem-sbm-odd covers that on
 # main).
 NOTHP_SCENARIOS = ("kunit", "kselftest", "dimm-mode1", "dimm-force", "big-mode1", "admin",
-                   "cycles", "busy-offline", "pagecache-add", "vmem-kernel", "peers", "cma")
+                   "cycles", "busy-offline", "pagecache-add", "slab-add", "vmem-kernel", "peers",
+                   "cma")
 # The scenarios that add little memory run again on the KASAN and kmemleak
 # kernel (make kernel-kasan): KASAN's shadow of what a guest onlines is 1/8
 # of it, taken from memory already online.  check_console() scans for leaks

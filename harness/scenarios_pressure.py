@@ -167,6 +167,81 @@ def sc_pagecache_add(ctx, res):
                   f"MemFree {s_state['MemFree'] // KIB} KiB)")
 
 
+# Slab that a shrinker frees fills memory: negative dentries of the
+# read-only ext2 disk (tmpfs keeps no negative dentries), made with the
+# shell's builtin test, no fork per lookup.  Then a pc-dimm whose memmap
+# needs more than free memory and the page cache together: the base kernel
+# shrinks the dentry cache and adds it.  An earlier patch 21 estimated what
+# is free or reclaimable and refused it: with SLUB_TINY (the main config)
+# no slab is accounted as reclaimable, and SReclaimable stays 0.
+SLAB_DIMM = 4 * GIB          # 64 MiB of memmap
+SLAB_FILL = ("cd /mnt/pc && i=0; while [ $i -lt {n} ]; do [ -e n$i ]; i=$((i + 1)); done; "
+             "echo done")
+
+
+def fill_slab(vm, batch=100000, rounds=12):
+    """Make negative dentries in batches until slab is at least 96 MiB and
+    free memory is near the watermarks.  Returns the state."""
+    vm.run("mkdir -p /mnt/pc && { grep -q ' /mnt/pc ' /proc/mounts || "
+           "mount -t ext2 -o ro /dev/vda /mnt/pc; }", timeout=60)
+    state = {}
+    for r in range(rounds):
+        vm.run(SLAB_FILL.replace("n$i", f"n{r}x$i").format(n=batch), timeout=600)
+        info = guest.meminfo(vm)
+        zones = guest.zoneinfo(vm)
+        high = sum(z.get("high", 0) for (_, name), z in zones.items() if name != "Movable")
+        state = {"MemFree": info["MemFree"], "Slab": info["Slab"],
+                 "SReclaimable": info["SReclaimable"], "Cached": info["Cached"],
+                 "high": high * 4096}
+        if slab_full(state):
+            break
+    return state
+
+
+def slab_full(state):
+    return (state["Slab"] >= 96 * MIB and state["MemFree"] <= state["high"] + 8 * MIB
+            and state["MemFree"] + state["Cached"] < SLAB_DIMM // 64)
+
+
+def slab_case(ctx, kernel, name):
+    image = pagecache_image(ctx)
+    vm = ctx.vm(name, "memory_hotplug.memmap_on_memory=0 memhp_default_state=online_movable",
+                kernel=kernel, disks=[image])
+    with vm:
+        state = fill_slab(vm)
+        try:
+            what = pagecache_dimm(vm, SLAB_DIMM)
+            ok = vm.run("echo alive", check=False)[1].strip() == "alive"
+        except (VMError, OSError) as e:
+            what = str(e).splitlines()[0]
+            said = [ln.strip() for ln in vm.step_console().splitlines() if "memmap" in ln]
+            ok, what = False, what + (f"; guest: {said[0]}" if said else "")
+    return ok, what, state, vm
+
+
+def slab_state_text(state):
+    return (f"Slab {state.get('Slab', 0) // MIB} MiB (SReclaimable "
+            f"{state.get('SReclaimable', 0) // MIB} MiB), MemFree "
+            f"{state.get('MemFree', 0) // KIB} KiB, Cached {state.get('Cached', 0) // MIB} MiB, "
+            f"high watermarks {state.get('high', 0) // KIB} KiB")
+
+
+@scenario("slab-add", "memmap_on_memory=0 while slab (negative dentries) fills memory: a "
+                      "4 GiB pc-dimm, whose 64 MiB memmap fits only once the dentry cache "
+                      "shrinks, is added and onlined (the stock kernel, if given, too)")
+def sc_slab_add(ctx, res):
+    name = "slab-add"
+    ok, what, state, vm = slab_case(ctx, ctx.kernel, name)
+    if res.check(f"{name}: slab fills memory, free memory and page cache are less than the "
+                 "memmap", slab_full(state), slab_state_text(state)):
+        res.check(f"{name}: 4 GiB pc-dimm added and onlined with =0", ok, what)
+    check_console(res, name, vm)
+    if ctx.stock_kernel:
+        s_ok, s_what, s_state, _ = slab_case(ctx, ctx.stock_kernel, f"{name}-stock")
+        res.check(f"{name}: no worse than the stock kernel", ok or not s_ok,
+                  f"ours: {what}; stock: {s_what} ({slab_state_text(s_state)})")
+
+
 # virtio-mem in kernel zones: grow, then ask for 0.  Memory in a kernel zone
 # may hold unmovable allocations, so the driver may keep some blocks; it
 # must give back as much as the base does.  What a block left behind costs
