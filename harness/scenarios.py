@@ -544,7 +544,6 @@ def kselftest_found_and_killed(vm, res, name, probed):
     while a block is online in its walk, and while it probes with
     auto_online_blocks set to offline; every block and the policy must be
     as they were."""
-    b0 = guest.blocks(vm)
     rc, out = vm.run(f"MAX_FOUND=1 {KSELFTEST}", timeout=600, check=False)
     results = parse_ktap(out)
     record_ktap(res, f"{name}-found", results)
@@ -573,6 +572,7 @@ def kselftest_found_and_killed(vm, res, name, probed):
                   f"auto_online_blocks as it was ({auto})",
                   said[:1] == ["held"] and said[-1:] == ["rc=143"] and not left and now == auto,
                   f"{' '.join(said)}; changed: {left or 'none'}; auto_online_blocks {now}")
+
 
 def virtio_mem_grow(vm, dev, size, base, timeout=600, poll=0.5):
     """Resize a virtio-mem device whose memory the guest onlines itself
