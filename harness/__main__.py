@@ -1,120 +1,26 @@
-"""Command line: python3 -m harness {test,demo,list} ..."""
+"""Command line: python3 -m harness STAGE ...; the stages are in stages.py.
+
+  build KERNEL...     kernels of passes.KERNELS (make kernel, kernel-debug, ...)
+  image               the guest initramfs and the one with the peer suites
+  unit                the harness's own unit tests
+  test                unit tests, then scenarios on passes (make test, test-full)
+  run                 build the kernels the chosen passes need, run scenarios (make run)
+  shell SCENARIO      boot that scenario's guest and get a shell on it
+  parse FILE...       re-judge saved consoles: KTAP and the splat check
+  demo, bench         measurements with committed result files
+  list                the scenarios and where they run
+"""
 
 import argparse
 import os
-import shlex
-import signal
 import sys
-import time
-import unittest
 
 from .bench import SETS as BENCH_SETS
+from .passes import BUILD, INITRD, KERNELS, PASSES, TEST_PASSES, kernel_image
 from .results import Results
-from .scenarios import DEBUG_ONLY, NOT_ON_DEBUG, SCENARIOS, Context, expected_skips
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD = os.path.join(ROOT, "build")
-DEFAULT_KERNEL = os.path.join(BUILD, "out", "main", "arch", "x86", "boot", "bzImage")
-DEFAULT_INITRD = os.path.join(BUILD, "guest", "initrd.cpio")
-DEFAULT_DEBUG_KERNEL = os.path.join(BUILD, "out", "debug", "arch", "x86", "boot", "bzImage")
-DEFAULT_STOCK_KERNEL = os.path.join(BUILD, "out", "stock", "arch", "x86", "boot", "bzImage")
-DEFAULT_NOTHP_KERNEL = os.path.join(BUILD, "out", "nothp", "arch", "x86", "boot", "bzImage")
-DEFAULT_KASAN_KERNEL = os.path.join(BUILD, "out", "kasan", "arch", "x86", "boot", "bzImage")
-# The scenarios the kernel without THP and HUGETLB runs again: its 4 MiB
-# pageblocks are twice the 2 MiB memmap of a 128 MiB block.  Of virtio-mem
-# it runs vmem-kernel: Big Block Mode blocks host their memmap there, and in
-# kernel zones the pageblock shared by the memmap and the first onlined
-# pages must not keep the driver from unplugging (Sub Block Mode's 4 MiB
-# subblocks keep the memmap in other memory; vmem-sbm-odd covers that on
-# main).
-NOTHP_SCENARIOS = ("kunit", "kselftest", "dimm-mode1", "dimm-force", "big-mode1", "admin",
-                   "cycles", "busy-offline", "pagecache-add", "slab-add", "vmem-kernel", "peers",
-                   "cma")
-# The scenarios that add little memory run again on the KASAN and kmemleak
-# kernel (make kernel-kasan): KASAN's shadow of what a guest onlines is 1/8
-# of it, taken from memory already online.  check_console() scans for leaks
-# at the end of each.
-KASAN_SCENARIOS = ("admin", "cycles", "soak", "fault-sweep", "pgtable-fail", "bad-input", "cma")
-NOTHP_PAGEBLOCK_ORDER = 10
-
-
-class _Recorder(unittest.TestResult):
-    """Feeds unittest outcomes into Results, one line per test."""
-
-    def __init__(self, res):
-        super().__init__()
-        self.res = res
-
-    def addSuccess(self, test):
-        self.res.passed(f"unit: {test.id().split('.', 1)[1]}")
-
-    def addFailure(self, test, err):
-        self.res.fail(f"unit: {test.id().split('.', 1)[1]}", str(err[1]).splitlines()[0])
-
-    addError = addFailure
-
-    def addSkip(self, test, reason):
-        self.res.skip(f"unit: {test.id().split('.', 1)[1]}", reason)
-
-
-def run_unit(res):
-    suite = unittest.defaultTestLoader.discover(os.path.join(ROOT, "tests"), top_level_dir=ROOT)
-    if suite.countTestCases() == 0:
-        res.fail("unit: tests found", "no unit tests discovered under tests/")
-        return
-    suite.run(_Recorder(res))
-
-
-def run_scenarios(ctx, names, res):
-    for name in names:
-        fn, doc = SCENARIOS[name]
-        print(f"# {name}: {doc}", flush=True)
-        if name in DEBUG_ONLY and not (ctx.debug_kernel and os.path.exists(ctx.debug_kernel)):
-            res.fail(f"{name}: debug kernel present", f"missing {ctx.debug_kernel}; "
-                     "run 'make kernel-debug'")
-            continue
-        t0 = time.monotonic()
-        res.expect_skips(expected_skips(name, ctx.label))
-        try:
-            fn(ctx, res)
-        except Exception as e:  # the scenario could not finish: that is a failure
-            res.fail(f"{name}: scenario ran to the end", f"{type(e).__name__}: {e}")
-        res.expect_skips({})
-        print(f"# {name}: {time.monotonic() - t0:.0f}s", flush=True)
-
-
-def run_pass(args, res, label, kernel, target, names, before=None, **ctx_kw):
-    """The scenarios `names` again on another kernel, their checks named
-    'LABEL: ...'; `before(ctx, res)` first checks the kernel is the one meant."""
-    if not names:
-        return
-    print(f"# the scenarios again on the {label} kernel {kernel}", flush=True)
-    res.prefix = f"{label}: "
-    if not os.path.exists(kernel):
-        res.fail(f"{label} kernel present", f"missing {kernel}; run 'make {target}'")
-    else:
-        ctx = Context(kernel, args.initrd, os.path.join(args.rundir, label), args.accel,
-                      args.debug_kernel, args.soak_cycles, label=label, **ctx_kw)
-        if before:
-            before(ctx, res)
-        run_scenarios(ctx, names, res)
-    res.prefix = ""
-
-
-def check_pageblock_order(ctx, res, order):
-    """The pass is only worth its name if the kernel has these pageblocks."""
-    from . import guest
-    with ctx.vm("pageblock") as vm:
-        got = guest.pageblock_order(vm)
-    res.check(f"pageblocks are {(4096 << order) >> 20} MiB (order {order})", got == order,
-              f"order {got}")
-
-
-def common(p):
-    p.add_argument("--kernel", default=DEFAULT_KERNEL)
-    p.add_argument("--initrd", default=DEFAULT_INITRD)
-    p.add_argument("--rundir", default=os.path.join(BUILD, "runs"))
-    p.add_argument("--accel", default="tcg", choices=["tcg", "kvm"])
+from .scenarios import SCENARIOS
+from .paths import ROOT, shell_line
+from . import stages
 
 
 def _terminate(signum, frame):
@@ -123,126 +29,220 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def main(argv=None):
-    signal.signal(signal.SIGTERM, _terminate)
-    ap = argparse.ArgumentParser(prog="harness")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    t = sub.add_parser("test", help="unit tests, then scenarios (default: all)")
-    common(t)
-    t.add_argument("--no-unit", action="store_true", help="skip the harness's own unit tests")
-    t.add_argument("--debug-kernel", default=DEFAULT_DEBUG_KERNEL,
-                   help="debug kernel (configs/debug.config: fault injection, lockdep, "
-                        "DEBUG_VM, ...) for the reliability scenarios")
-    t.add_argument("--no-debug-pass", action="store_true",
-                   help="run the scenarios on the main kernel only, not again on the debug "
-                        "kernel")
-    t.add_argument("--nothp-kernel", default=DEFAULT_NOTHP_KERNEL,
-                   help="kernel without THP and HUGETLB (configs/nothp.config, 4 MiB "
-                        "pageblocks) for a third pass of the memmap scenarios")
-    t.add_argument("--no-nothp-pass", action="store_true",
-                   help="do not run the scenarios again on the nothp kernel")
-    t.add_argument("--kasan-kernel", default=DEFAULT_KASAN_KERNEL,
-                   help="debug kernel with generic KASAN and kmemleak (configs/kasan.config) "
-                        f"for a pass of {', '.join(KASAN_SCENARIOS)}")
-    t.add_argument("--no-kasan-pass", action="store_true",
-                   help="do not run the small-add scenarios on the KASAN kernel")
-    t.add_argument("--stock-kernel", default=None,
-                   help="the base without the series, main config (make kernel-stock): "
-                        "scenarios that compare with the base run it too (make test-full)")
-    t.add_argument("--stock-nothp-kernel", default=None,
-                   help="the same for the nothp pass (make kernel-stock-nothp)")
-    t.add_argument("--passes", default="main,debug,nothp,kasan",
-                   help="comma-separated passes to run, of main, debug, nothp, kasan "
-                        "(default: all; --no-X-pass drops one)")
-    t.add_argument("--exclude", default="",
-                   help="comma-separated scenarios not to run (make test: kunit-tool, whose "
-                        "own kernel costs CI a cold build; make test-full runs it)")
-    t.add_argument("--soak-cycles", type=int, default=20,
+def error(msg):
+    print(f"harness: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def common(p):
+    p.add_argument("--initrd", default=INITRD)
+    p.add_argument("--rundir", default=os.path.join(BUILD, "runs"))
+    p.add_argument("--accel", default="tcg", choices=["tcg", "kvm"])
+
+
+def scenario_args(p, default_passes):
+    p.add_argument("--passes", default=",".join(default_passes),
+                   help=f"comma-separated passes, of {','.join(PASSES)} "
+                        f"(default: {','.join(default_passes)})")
+    p.add_argument("--stock", action="store_true",
+                   help="the scenarios that compare with the base boot the stock kernel of "
+                        "their pass too (make test-full)")
+    p.add_argument("--exclude", default="", help="comma-separated scenarios not to run")
+    p.add_argument("--soak-cycles", type=int, default=20,
                    help="cycles per path in the soak scenario (default 20; make soak: 1000)")
-    t.add_argument("scenarios", nargs="*", metavar="SCENARIO")
+    p.add_argument("scenarios", nargs="*", metavar="SCENARIO")
+
+
+def parser():
+    ap = argparse.ArgumentParser(prog="harness", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="build kernels")
+    b.add_argument("kernels", nargs="+", metavar="KERNEL",
+                   help=f"of {', '.join(KERNELS)}")
+    sub.add_parser("image", help="build the guest initramfs and the peer-suite one")
+    sub.add_parser("unit", help="the harness's own unit tests")
+    t = sub.add_parser("test", help="unit tests, then the scenarios on the passes")
+    common(t)
+    t.add_argument("--no-unit", action="store_true", help="leave out the unit tests")
+    scenario_args(t, TEST_PASSES)
+    r = sub.add_parser("run", help="build the kernels the passes need, then run the scenarios")
+    common(r)
+    r.add_argument("--no-build", action="store_true", help="run on the kernels as they are")
+    scenario_args(r, ("main",))
+    s = sub.add_parser("shell", help="boot a scenario's guest and get a shell on its agent")
+    common(s)
+    s.add_argument("scenario", metavar="SCENARIO")
+    s.add_argument("--pass", dest="pass_name", default=None,
+                   help="the pass whose kernel boots (default: the scenario's first)")
+    s.add_argument("--guest", type=int, default=1,
+                   help="the N-th guest the scenario boots (default 1; the scenario runs as "
+                        "usual up to it)")
+    p = sub.add_parser("parse", help="re-judge saved console logs: KTAP and the splat check")
+    p.add_argument("files", nargs="+", metavar="FILE")
     d = sub.add_parser("demo", help="measure =0 against =1 and write the report")
     common(d)
     d.add_argument("--out", default=os.path.join(ROOT, "results", "demo"))
     d.add_argument("--sizes-gib", default="2,16",
                    help="comma-separated DIMM sizes in GiB (default 2,16)")
-    b = sub.add_parser("bench", help="stock =0, stock =1 and ours =1 on every path; write "
-                                     "results/bench/ and the README's benchmark section")
+    b = sub.add_parser("bench", help="stock against ours on every hot-add path; write "
+                                     "results/bench*/ and the README's benchmark section")
     common(b)
-    b.add_argument("--stock-kernel", default=DEFAULT_STOCK_KERNEL,
-                   help="the base built without the series (make kernel-stock)")
+    b.add_argument("--set", default="main", choices=sorted(BENCH_SETS),
+                   help="main: stock =0, stock =1, ours =1 on every path (default); nothp: "
+                        "the kernels without THP and HUGETLB, stock =1, stock =force, ours =1 "
+                        "on pc-dimm")
+    b.add_argument("--kernel", default=None, help="ours (default: the set's kernel)")
+    b.add_argument("--stock-kernel", default=None, help="stock (default: the set's)")
     b.add_argument("--out", default=None,
                    help="results folder (default: results/bench, results/bench-nothp)")
     b.add_argument("--repeat", type=int, default=3,
                    help="samples of each add for metrics 1, 2 and 4 (default 3)")
     b.add_argument("--timing-repeat", type=int, default=5,
                    help="samples of the timing, metric 5 (default 5)")
-    b.add_argument("--set", default="main", choices=sorted(BENCH_SETS),
-                   help="main: stock =0, stock =1, ours =1 on every path (default); nothp: "
-                        "the kernels without THP and HUGETLB, stock =1, stock =force, ours =1 "
-                        "on pc-dimm")
     b.add_argument("--resume", action="store_true",
                    help="take over the samples an interrupted run left in samples.jsonl and "
                         "take only the missing ones (the same kernels and set, or it refuses)")
     b.add_argument("--paths", default=None,
                    help="comma-separated, some of the set's paths (default: all of them)")
-    sub.add_parser("list", help="list the scenarios")
-    args = ap.parse_args(argv)
+    sub.add_parser("list", help="list the scenarios and the passes they run on")
+    return ap
+
+
+def checked_plan(args):
+    """{pass: [scenario]} from the arguments, or an error message."""
+    passes = [p for p in args.passes.split(",") if p]
+    bad = [p for p in passes if p not in PASSES]
+    if bad or not passes:
+        return None, f"--passes '{args.passes}': give some of {','.join(PASSES)}"
+    excluded = [x for x in args.exclude.split(",") if x]
+    unknown = [s for s in args.scenarios + excluded if s not in SCENARIOS]
+    if unknown:
+        return None, f"unknown scenario {', '.join(unknown)}; known: {' '.join(SCENARIOS)}"
+    if args.soak_cycles < 2:
+        return None, (f"--soak-cycles {args.soak_cycles}: give 2 or more (the first cycle is "
+                      "the reference)")
+    # scenarios named on the command line run even if excluded
+    names = args.scenarios or [n for n in SCENARIOS if n not in excluded]
+    nowhere = [n for n in args.scenarios if not set(SCENARIOS[n].passes) & set(passes)]
+    if nowhere:
+        return None, "; ".join(f"{n} runs on {', '.join(SCENARIOS[n].passes)}, not on "
+                               f"{args.passes}" for n in nowhere)
+    return stages.plan(names, [p for p in PASSES if p in passes]), None
+
+
+def run_plan(args, argv, unit):
+    todo, why = checked_plan(args)
+    if why:
+        return error(why)
+    if not os.path.exists(args.initrd):
+        return error(f"{args.initrd} does not exist; run 'make initramfs' first")
+    kernels = stages.kernels_needed(todo, args.stock)
+    if args.cmd == "run" and not args.no_build:
+        for r in stages.build(kernels):
+            print(f"# {r.stage}: {'ok' if r.ok else 'FAILED'} in {r.seconds:.0f}s: {r.detail}",
+                  flush=True)
+            if not r.ok:
+                return 1
+    missing = [k for k in kernels if not os.path.exists(kernel_image(k))]
+    if missing:
+        return error(f"no {', '.join(os.path.relpath(kernel_image(k), ROOT) for k in missing)}; "
+                     f"run 'make {' '.join(stages.make_target(k) for k in missing)}' first")
+    stages.manifest(args.rundir, ["python3", "-m", "harness", *argv], kernels,
+                    passes={p: n for p, n in todo.items() if n})
+    res = Results()
+    if unit:
+        stages.unit(res)
+    r = stages.exec_passes(res, todo, args.rundir, args.initrd, args.accel, args.soak_cycles,
+                           args.stock)
+    stages.manifest(args.rundir, ["python3", "-m", "harness", *argv], kernels,
+                    passes={p: n for p, n in todo.items() if n}, seconds=r.seconds,
+                    closing_line=res.closing_line())
+    print(f"# results: {os.path.relpath(os.path.join(args.rundir, 'results.json'))}", flush=True)
+    print(res.closing_line(), flush=True)
+    return 1 if res.count("fail") else 0
+
+
+def bench_cmd(args, argv):
+    from .bench import bench
+    spec = BENCH_SETS[args.set]
+    set_paths = spec["paths"]
+    given = args.paths if args.paths is not None else ",".join(set_paths)
+    paths = [p for p in given.split(",") if p]
+    if [p for p in paths if p not in set_paths] or not paths:
+        return error(f"--paths '{given}': give some of {','.join(set_paths)} (set {args.set})")
+    for n, v in (("--repeat", args.repeat), ("--timing-repeat", args.timing_repeat)):
+        if not 1 <= v <= 20:
+            return error(f"{n} {v}: give 1..20")
+    kernels = {"ours": args.kernel or kernel_image(spec["kernels"]["ours"]),
+               "stock": args.stock_kernel or kernel_image(spec["kernels"]["stock"])}
+    for who, path in kernels.items():
+        if not os.path.exists(path):
+            return error(f"{path} ({who}) does not exist; run 'make bench-{args.set}' to build it")
+    if not os.path.exists(args.initrd):
+        return error(f"{args.initrd} does not exist; run 'make initramfs' first")
+    sub_dir = "bench" if args.set == "main" else f"bench-{args.set}"
+    out = args.out or os.path.join(ROOT, "results", sub_dir)
+    return bench(kernels, args.initrd, os.path.join(args.rundir, sub_dir), args.accel, out,
+                 args.repeat, args.timing_repeat, tuple(p for p in set_paths if p in paths),
+                 shell_line(["python3", "-m", "harness", *argv]), args.set,
+                 full=(args.paths is None and args.out is None and args.repeat == 3 and
+                       args.timing_repeat == 5 and args.kernel is None and
+                       args.stock_kernel is None),
+                 resume=args.resume)
+
+
+def main(argv=None):
+    import signal
+    signal.signal(signal.SIGTERM, _terminate)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser().parse_args(argv)
 
     if args.cmd == "list":
-        for name, (_, doc) in SCENARIOS.items():
-            where = ("debug kernel only" if name in DEBUG_ONLY else
-                     "main" if name in NOT_ON_DEBUG else "main, then debug kernel")
-            if name in NOTHP_SCENARIOS:
-                where += ", then nothp"
-            if name in KASAN_SCENARIOS:
-                where += ", then kasan"
-            print(f"{name:18s} [{where}] {doc}")
+        for name, sc in SCENARIOS.items():
+            print(f"{name:18s} [{', '.join(sc.passes)}] {sc.doc}")
         return 0
-
-    if args.cmd == "test":
-        excluded = [x for x in args.exclude.split(",") if x]
-        unknown = [s for s in args.scenarios + excluded if s not in SCENARIOS]
-        if unknown:
-            print(f"harness: error: unknown scenario {', '.join(unknown)}; "
-                  f"known: {' '.join(SCENARIOS)}", file=sys.stderr)
-            return 2
-        for opt, target in (("stock_kernel", "kernel-stock"),
-                            ("stock_nothp_kernel", "kernel-stock-nothp")):
-            path = getattr(args, opt)
-            if path is not None and not os.path.exists(path):
-                print(f"harness: error: --{opt.replace('_', '-')} {path} does not exist; run "
-                      f"'make {target}' first", file=sys.stderr)
-                return 2
-        if args.soak_cycles < 2:
-            print(f"harness: error: --soak-cycles {args.soak_cycles}: give 2 or more "
-                  "(the first cycle is the reference)", file=sys.stderr)
-            return 2
-    if args.cmd == "bench":
-        set_paths = BENCH_SETS[args.set]["paths"]
-        given = args.paths if args.paths is not None else ",".join(set_paths)
-        paths = [p for p in given.split(",") if p]
-        bad = [p for p in paths if p not in set_paths]
-        for n, v in (("--repeat", args.repeat), ("--timing-repeat", args.timing_repeat)):
-            if not 1 <= v <= 20:
-                print(f"harness: error: {n} {v}: give 1..20", file=sys.stderr)
-                return 2
-        if bad or not paths:
-            print(f"harness: error: --paths '{given}': give some of "
-                  f"{','.join(set_paths)} (set {args.set})", file=sys.stderr)
-            return 2
-        if not os.path.exists(args.stock_kernel):
-            print(f"harness: error: {args.stock_kernel} does not exist; run 'make "
-                  "kernel-stock' first", file=sys.stderr)
-            return 2
-    for path in (args.kernel, args.initrd):
-        if not os.path.exists(path):
-            print(f"harness: error: {path} does not exist; run 'make kernel initramfs' first",
-                  file=sys.stderr)
-            return 2
-    ctx = Context(args.kernel, args.initrd, args.rundir, args.accel,
-                  getattr(args, "debug_kernel", None), getattr(args, "soak_cycles", 20),
-                  stock_kernel=getattr(args, "stock_kernel", None))
-
+    if args.cmd == "build":
+        bad = [k for k in args.kernels if k not in KERNELS]
+        if bad:
+            return error(f"unknown kernel {', '.join(bad)}; known: {', '.join(KERNELS)}")
+        results = stages.build(args.kernels)
+        for r in results:
+            print(f"# {r.stage}: {'ok' if r.ok else 'FAILED'} in {r.seconds:.0f}s: {r.detail}")
+        return 0 if all(r.ok for r in results) and len(results) == len(args.kernels) else 1
+    if args.cmd == "image":
+        r = stages.image()
+        print(f"# {r.stage}: {'ok' if r.ok else 'FAILED'} in {r.seconds:.0f}s: {r.detail}")
+        return 0 if r.ok else 1
+    if args.cmd == "unit":
+        res = Results()
+        stages.unit(res)
+        print(res.closing_line())
+        return 1 if res.count("fail") else 0
+    if args.cmd in ("test", "run"):
+        return run_plan(args, argv, unit=args.cmd == "test" and not args.no_unit)
+    if args.cmd == "parse":
+        res = Results()
+        stages.parse(args.files, res)
+        print(res.closing_line())
+        return 1 if res.count("fail") else 0
+    if args.cmd == "shell":
+        sc = SCENARIOS.get(args.scenario)
+        if sc is None:
+            return error(f"unknown scenario {args.scenario}; known: {' '.join(SCENARIOS)}")
+        pass_name = args.pass_name or sc.passes[0]
+        if pass_name not in sc.passes:
+            return error(f"{args.scenario} runs on {', '.join(sc.passes)}, not on {pass_name}")
+        if args.guest < 1:
+            return error(f"--guest {args.guest}: give 1 or more")
+        kernel = kernel_image(PASSES[pass_name].kernel)
+        for path in (kernel, args.initrd):
+            if not os.path.exists(path):
+                return error(f"{path} does not exist; run 'make run PASSES={pass_name} "
+                             f"SCENARIOS={args.scenario}' or 'make initramfs' first")
+        r = stages.shell(args.scenario, pass_name, args.rundir, args.guest, args.initrd,
+                         args.accel)
+        print(f"# {r.detail}")
+        return 0 if r.ok else 1
     if args.cmd == "demo":
         from .demo import demo
         try:
@@ -250,59 +250,16 @@ def main(argv=None):
             if not sizes or any(s < 1 or s > 256 for s in sizes):
                 raise ValueError
         except ValueError:
-            print(f"harness: error: --sizes-gib '{args.sizes_gib}': give sizes 1..256 "
-                  "separated by commas", file=sys.stderr)
-            return 2
-        return demo(ctx, args.out, sizes)
-
+            return error(f"--sizes-gib '{args.sizes_gib}': give sizes 1..256 separated by "
+                         "commas")
+        kernel = kernel_image("main")
+        for path in (kernel, args.initrd):
+            if not os.path.exists(path):
+                return error(f"{path} does not exist; run 'make kernel initramfs' first")
+        return demo(kernel, args.initrd, args.rundir, args.accel, args.out, sizes)
     if args.cmd == "bench":
-        from .bench import bench
-        sub_dir = "bench" if args.set == "main" else f"bench-{args.set}"
-        out = args.out or os.path.join(ROOT, "results", sub_dir)
-        return bench({"stock": args.stock_kernel, "ours": args.kernel}, args.initrd,
-                     os.path.join(args.rundir, sub_dir), args.accel, out, args.repeat,
-                     args.timing_repeat, tuple(p for p in set_paths if p in paths),
-                     "python3 -m harness " + shlex.join(sys.argv[1:] if argv is None else argv),
-                     args.set, full=(args.paths is None and args.out is None and
-                                     args.repeat == 3 and args.timing_repeat == 5),
-                     resume=args.resume)
-
-    passes = {p for p in args.passes.split(",") if p}
-    bad = passes - {"main", "debug", "nothp", "kasan"}
-    if bad or not passes:
-        print(f"harness: error: --passes '{args.passes}': give some of main,debug,nothp,kasan",
-              file=sys.stderr)
-        return 2
-    args.no_debug_pass |= "debug" not in passes
-    args.no_nothp_pass |= "nothp" not in passes
-    args.no_kasan_pass |= "kasan" not in passes
-    res = Results()
-    if not args.no_unit:
-        run_unit(res)
-    # scenarios named on the command line run even if excluded by default
-    names = args.scenarios or [n for n in SCENARIOS if n not in args.exclude.split(",")]
-    if "main" in passes:
-        run_scenarios(ctx, names, res)
-    if not args.no_debug_pass:
-        # lockdep, DEBUG_VM and DEBUG_LIST reports fail the scenarios
-        # through their console checks
-        run_pass(args, res, "debug", args.debug_kernel, "kernel-debug",
-                 [n for n in names if n not in DEBUG_ONLY and n not in NOT_ON_DEBUG],
-                 debug_pass=True)
-    if not args.no_nothp_pass:
-        run_pass(args, res, "nothp", args.nothp_kernel, "kernel-nothp",
-                 [n for n in names if n in NOTHP_SCENARIOS],
-                 before=lambda c, r: check_pageblock_order(c, r, NOTHP_PAGEBLOCK_ORDER),
-                 stock_kernel=args.stock_nothp_kernel)
-    if not args.no_kasan_pass:
-        # the debug-only scenarios (soak, fault-sweep, pgtable-fail) boot
-        # ctx.debug_kernel: the KASAN kernel is a debug kernel too
-        args_kasan = argparse.Namespace(**vars(args))
-        args_kasan.debug_kernel = args.kasan_kernel
-        run_pass(args_kasan, res, "kasan", args.kasan_kernel, "kernel-kasan",
-                 [n for n in names if n in KASAN_SCENARIOS], debug_pass=True)
-    print(res.closing_line(), flush=True)
-    return 1 if res.count("fail") else 0
+        return bench_cmd(args, argv)
+    return error(f"unknown command {args.cmd}")
 
 
 if __name__ == "__main__":

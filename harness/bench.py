@@ -19,28 +19,25 @@ repetition, so that a slow spell of the machine hits them alike.
      variant (main: stock =0).
 """
 
-import hashlib
 import json
 import os
-import re
 import statistics
 import sys
 import time
 
-from . import guest, report
-from .guest import GIB, KIB
-from .parsers import failure_marker
-from .scenarios import hotadd, settled_meminfo, virtio_mem_grow
+from . import measure, report
+from .measure import GIB, KIB
+from .paths import ROOT, file_sha256, shell_line
 from .vm import VM, VMError
 
 VARIANTS = (("stock", "0"), ("stock", "1"), ("ours", "1"))
 PATHS = ("pc-dimm", "vmem-sbm", "vmem-bbm")
 SETS = {
-    "main": {"variants": VARIANTS, "paths": PATHS,
+    "main": {"variants": VARIANTS, "paths": PATHS, "kernels": {"ours": "main", "stock": "stock"},
              "title": "main config (THP: 2 MiB pageblocks)"},
     # 4 MiB pageblocks: stock =1 has no effect, stock =force pads
     "nothp": {"variants": (("stock", "1"), ("stock", "force"), ("ours", "1")),
-              "paths": ("pc-dimm",),
+              "paths": ("pc-dimm",), "kernels": {"ours": "nothp", "stock": "stock-nothp"},
               "title": "config without THP and HUGETLB (4 MiB pageblocks)"},
 }
 PATH_TITLES = {"pc-dimm": "pc-dimm", "vmem-sbm": "virtio-mem SBM", "vmem-bbm": "virtio-mem BBM"}
@@ -72,16 +69,6 @@ def add_timeout(size_gib):
     2026-12-05, pc-dimm onlined to ZONE_MOVABLE: 128 GiB 38 s, 256 GiB
     164-252 s, 512 GiB more than 600 s)."""
     return max(600, 5 * size_gib)
-
-
-def failure_text(vm, e):
-    """Why a sample failed: the guest's own failure line if the step has
-    one, else the harness's; "(guest panicked)" only when the console shows
-    a panic (the guest is stopped by the time this runs, so whether QEMU is
-    still alive says nothing)."""
-    why = failure_marker(vm.step_console(), str(e).splitlines()[0])
-    why = re.sub(r"\[\s*\d+\.\d+\]\s*", "", why)
-    return why + (" (guest panicked)" if "Kernel panic - not syncing" in vm.console() else "")
 
 
 class ResumeError(Exception):
@@ -246,32 +233,33 @@ class Bench:
         """Boot, add size_gib through path, online; returns a dict with ok and
         either the numbers or why it failed.  A guest that does not boot is
         a failed sample too."""
+        vm = self.vm(variant, path, size_gib, tag)
+        self.commands.setdefault(f"{vname(variant)} {path}", shell_line(vm.command_line()))
         rec = self.take_recorded(kind, variant, path, size_gib, tag)
         if rec is not None:
             return rec
         size = size_gib * GIB
-        vm = self.vm(variant, path, size_gib, tag)
-        self.commands.setdefault(f"{vname(variant)} {path}", " ".join(vm.command_line()))
         out = {"ok": False, "size_gib": size_gib, "tag": tag}
         try:
             with vm:
                 if path == "pc-dimm":
-                    r = hotadd(vm, size, zone="online_movable", timeout=add_timeout(size_gib))
+                    r = measure.hotadd(vm, size, zone="online_movable",
+                                       timeout=add_timeout(size_gib))
                     if r["online_blocks"] != len(r["blocks"]):
                         raise VMError(f"{r['online_blocks']} of {len(r['blocks'])} blocks online")
                     out.update(consumed=r["consumed"], gain=r["memtotal_gain"],
                                seconds=r["add_seconds"] + r["online_seconds"])
                 else:
-                    base = settled_meminfo(vm)
-                    _, gain, consumed, secs = virtio_mem_grow(vm, "vm0", size, base,
-                                                              timeout=add_timeout(size_gib))
+                    base = measure.settled(vm)
+                    _, gain, consumed, secs = measure.virtio_mem_grow(
+                        vm, "vm0", size, base, timeout=add_timeout(size_gib))
                     out.update(consumed=consumed, gain=gain, seconds=secs)
                     if shrink:
-                        _, left, _, back = virtio_mem_grow(vm, "vm0", 0, base,
-                                                           timeout=add_timeout(size_gib))
+                        _, left, _, back = measure.virtio_mem_grow(
+                            vm, "vm0", 0, base, timeout=add_timeout(size_gib))
                         out.update(shrink_seconds=back, returned=gain - left)
         except (VMError, OSError, TimeoutError) as e:
-            out["why"] = failure_text(vm, e)
+            out["why"] = measure.failure_text(vm, e)
             return self.keep(kind, variant, path, out)
         out["ok"] = True
         out["consumed_kib_per_gib"] = out["consumed"] / KIB / size_gib
@@ -293,19 +281,18 @@ class Bench:
         out = {"ok": False, "size_gib": TIMING_GIB, "tag": tag}
         try:
             with vm:
-                online = sum(1 for b in guest.blocks(vm).values() if b["state"] == "online")
-                want = online + size // guest.block_size(vm)
+                want = measure.online_count(vm) + size // measure.block_size(vm)
                 t0 = time.monotonic()
                 if path == "pc-dimm":
-                    guest.add_dimm(vm, "d0", size)
+                    measure.add_dimm(vm, "d0", size)
                 else:
-                    guest.request_virtio_mem(vm, "vm0", size)
+                    measure.request_virtio_mem(vm, "vm0", size)
                 said = vm.run(ONLINE_WAIT.format(want=want), timeout=600).strip()
                 secs = time.monotonic() - t0
                 if said != "online":
                     raise VMError(f"the guest's wait said {said!r}")
         except (VMError, OSError, TimeoutError) as e:
-            out["why"] = failure_text(vm, e)
+            out["why"] = measure.failure_text(vm, e)
             return self.keep("timing", variant, path, out)
         out.update(ok=True, seconds=secs, seconds_per_gib=secs / TIMING_GIB)
         return self.keep("timing", variant, path, out)
@@ -386,9 +373,8 @@ def summarize(keys, cost, ladders, timing):
 # ---- report -----------------------------------------------------------------
 def table(out, head, lines):
     """Append a Markdown table: head is the titles, lines the rows' cells."""
-    out.append("| " + " | ".join(head) + " |")
-    out.append("|" + "|".join("---" for _ in head) + "|")
-    out.extend("| " + " | ".join(str(c) for c in cells) + " |" for cells in lines)
+    out.append(report.markdown_table(list(enumerate(head)),
+                                     [dict(enumerate(cells)) for cells in lines]).rstrip("\n"))
 
 
 def markdown(rows, info, commands, repeat, timing_repeat, title=SETS["main"]["title"]):
@@ -522,11 +508,7 @@ def chart(path, rows, title=SETS["main"]["title"]):
 
 def file_digest(path):
     """sha256 of a file, the first 16 hex digits (which kernel took a sample)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
+    return file_sha256(path)[:16]
 
 
 def bench(kernels, initrd, rundir, accel, outdir, repeat, timing_repeat, paths, command,
@@ -548,15 +530,15 @@ def bench(kernels, initrd, rundir, accel, outdir, repeat, timing_repeat, paths, 
     rows, samples = b.run()
     info = report.machine()
     info.update(accel=accel, command=command, seconds=round(time.monotonic() - t0),
-                kernels=kernels, kernel_digests=identity["kernels"], set=set_name,
+                kernels={k: os.path.relpath(p, ROOT) for k, p in kernels.items()},
+                kernel_digests=identity["kernels"], set=set_name,
                 runs=b.runs)
     md = markdown(rows, info, b.commands, repeat, timing_repeat, spec["title"])
     report.write(outdir, "bench", {"machine": info, "repeat": repeat,
                                    "timing_repeat": timing_repeat, "rows": rows,
                                    "samples": samples, "qemu": b.commands}, md)
     chart(os.path.join(outdir, "bench.png"), rows, spec["title"])
-    readme = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                          "README.md")
+    readme = os.path.join(ROOT, "README.md")
     rel = os.path.relpath(outdir, os.path.dirname(readme))
     if not full:
         print(f"# not the default run: {outdir} written, README.md left as it is")

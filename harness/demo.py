@@ -3,27 +3,27 @@ one pc-dimm in each, and report what it cost and what it gave."""
 
 import os
 
-from . import report
-from .guest import GIB, KIB, MIB
-from .parsers import failure_marker
-from .scenarios import hotadd
-from .vm import VMError
+from . import measure, report
+from .measure import GIB, KIB, MIB
+from .paths import ROOT, shell_line
+from .vm import VM, VMError
 
 MODES = ("0", "1")
 
 
-def measure(ctx, mode, size):
+def sample(kernel, initrd, rundir, accel, mode, size):
     name = f"demo-mode{mode}-{size // GIB}g"
-    vm = ctx.vm(name, f"memory_hotplug.memmap_on_memory={mode}")
+    vm = VM(name, kernel, initrd, os.path.join(rundir, name),
+            append=f"memory_hotplug.memmap_on_memory={mode}", accel=accel)
     row = {"mode": f"memmap_on_memory={mode}", "added_gib": size // GIB,
-           "qemu": open_cmd(vm)}
+           "qemu": shell_line(vm.command_line())}
     with vm:
         try:
-            r = hotadd(vm, size, zone="online_movable")
+            r = measure.hotadd(vm, size, zone="online_movable")
         except VMError as e:
-            why = failure_marker(vm.step_console(), str(e).splitlines()[0])
-            row.update(ok=False, panicked=not vm.alive(), result=f"failed: {why}"
-                       + ("" if vm.alive() else " (guest panicked)"))
+            why = measure.failure_text(vm, e)
+            row.update(ok=False, panicked=why.endswith("(guest panicked)"),
+                       result=f"failed: {why}")
             return row
     row.update(ok=True, result="ok",
                consumed_kib_per_gib=round(r["consumed_per_gib"] / KIB, 1),
@@ -32,10 +32,6 @@ def measure(ctx, mode, size):
                online_seconds=round(r["online_seconds"], 2),
                add_seconds=round(r["add_seconds"], 2))
     return row
-
-
-def open_cmd(vm):
-    return " ".join(vm.command_line())
 
 
 def chart(path, rows, sizes):
@@ -87,19 +83,19 @@ COLUMNS = [("mode", "boot parameter"), ("added_gib", "GiB added"), ("result", "r
            ("online_seconds", "seconds to online")]
 
 
-def demo(ctx, outdir, sizes):
+def demo(kernel, initrd, rundir, accel, outdir, sizes):
     rows = []
     for size_gib in sizes:
         for mode in MODES:
             print(f"# demo: memmap_on_memory={mode}, {size_gib} GiB pc-dimm into a 256 MiB guest",
                   flush=True)
-            rows.append(measure(ctx, mode, size_gib * GIB))
+            rows.append(sample(kernel, initrd, rundir, accel, mode, size_gib * GIB))
             print("#   " + ", ".join(f"{k}={v}" for k, v in rows[-1].items() if k != "qemu"),
                   flush=True)
     info = report.machine()
-    info["accel"] = ctx.accel
+    info["accel"] = accel
     md = (f"One pc-dimm hot-added into a fresh 256 MiB guest per row "
-          f"({info['date']}; {info['host']}; {info['qemu']}, accel {ctx.accel}).\n\n"
+          f"({info['date']}; {info['host']}; {info['qemu']}, accel {accel}).\n\n"
           + report.markdown_table(COLUMNS, rows)
           + "\nBoot memory consumed: free memory (MemFree plus the per-CPU free lists, "
             "vmstat folded) before the add minus after it, blocks still offline.  "
@@ -107,9 +103,9 @@ def demo(ctx, outdir, sizes):
             "Seconds to online: guest clock, writing `online_movable` to each block.\n")
     report.write(outdir, "demo", {"machine": info, "sizes_gib": sizes, "rows": rows}, md)
     chart(os.path.join(outdir, "demo.png"), rows, sizes)
-    readme = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+    readme = os.path.join(ROOT, "README.md")
     rel = os.path.relpath(outdir, os.path.dirname(readme))
     report.update_readme(readme, "demo", f"![demo chart]({rel}/demo.png)\n\n{md}")
     print(md)
-    print(f"# wrote {outdir}/demo.json, demo.md, demo.png")
+    print(f"# wrote {os.path.relpath(outdir)}/demo.json, demo.md, demo.png")
     return 0 if any(r["ok"] for r in rows) else 1

@@ -2,6 +2,7 @@
 
 import json
 import re
+from typing import NamedTuple
 
 MEMINFO_LINE = re.compile(r"^(\w+(?:\(\w+\))?):\s+(\d+)(?:\s+kB)?$")
 
@@ -107,23 +108,32 @@ KTAP_VERSION = re.compile(r"^\s*(?:KTAP|TAP) version \d+")
 KTAP_PLAN = re.compile(r"^\s*1\.\.(\d+)")
 KTAP_RESULT = re.compile(
     r"^(\s*)(ok|not ok)\s+(\d+)\s*(?:-\s*)?([^#]*?)\s*(?:#\s*(\w+)\s*(.*))?$")
-CONSOLE_PREFIX = re.compile(r"^\[\s*\d+\.\d+\]\s?")
+# a suite header that KUnit printed without a version line of its own
+# (kernels before KTAP v1, and the kunit_tool fixtures) opens a level too
+KTAP_SUBTEST = re.compile(r"^\s*# Subtest: ")
+# printk's "[    1.234567] ", and with CONFIG_PRINTK_CALLER "[    1.234567][    T1] "
+# (a task) or "[    1.234567][    C0] " (a CPU in interrupt context); the
+# caller id alone when printk.time=0
+CONSOLE_PREFIX = re.compile(r"^(?:\[\s*\d+\.\d+\](?:\[\s*[TC]\d+\])?|\[\s*[TC]\d+\])\s?")
 
 
-def _strip_console(line):
+def strip_console(line):
     return CONSOLE_PREFIX.sub("", line.rstrip("\r\n"))
 
 
 def parse_ktap(text):
     """Find KTAP documents in console or program output.
 
-    Returns a list of top-level results: dicts with name, status
-    ('pass'|'fail'|'skip'), directive text, subtests (same shape), and a
-    'plan' for the number of subtests announced.  A document whose plan
-    promises more results than it printed (a crash mid-run) yields a
-    'fail' entry named '<missing N>' so that a truncated run cannot pass.
+    Returns a list of top-level results: dicts with number, name, status
+    ('pass'|'fail'|'skip'), directive text and subtests (same shape).  A
+    level whose plan promises more results than it printed (a crash
+    mid-run) ends in a 'fail' entry named '<missing N of M>' so that a
+    truncated run cannot pass.
+
+    Nesting follows indentation: a version line or a '# Subtest:' header
+    indented deeper than the current level opens the next one.
     """
-    lines = [_strip_console(line) for line in text.splitlines()]
+    lines = [strip_console(line) for line in text.splitlines()]
     results = []
     i = 0
     while i < len(lines):
@@ -137,7 +147,8 @@ def parse_ktap(text):
 
 
 def _parse_level(lines, i, indent):
-    """Parse results at one indentation level starting after a version line."""
+    """Parse results at one indentation level starting after its version
+    line or '# Subtest:' header."""
     results = []
     plan = None
     pending = []  # subtests seen for the next result at this level
@@ -148,12 +159,15 @@ def _parse_level(lines, i, indent):
         if not stripped:
             i += 1
             continue
-        if KTAP_VERSION.match(line) and ind > indent:
+        opens = KTAP_VERSION.match(line) or KTAP_SUBTEST.match(line)
+        if opens and ind > indent:
             sub, i = _parse_level(lines, i + 1, ind)
             pending = sub
             continue
         if KTAP_VERSION.match(line) and ind <= indent:
             break  # next document at this level
+        if opens and ind < indent:
+            break  # a sibling of an enclosing level
         m = KTAP_PLAN.match(line)
         if m and ind == indent and plan is None and not results:
             plan = int(m.group(1))
@@ -198,58 +212,98 @@ def ktap_totals(results):
     return totals
 
 
-# One line of each report that means the run is broken, the most specific
-# kind first (a soft lockup also says "BUG: ").  The formats are the 6.12
-# printk strings; tests/samples/splats.log has a recorded line of each.
-WARN_PATTERNS = [
-    ("panic", re.compile(r"Kernel panic - not syncing")),
-    ("oops", re.compile(r"\bOops: |general protection fault")),
-    ("lockup", re.compile(r"BUG: soft lockup - CPU#|Watchdog detected hard LOCKUP")),
-    ("hung-task", re.compile(r"INFO: task .+:\d+ blocked for more than \d+ seconds")),
-    ("rcu-stall", re.compile(r"INFO: \w+ (?:self-)?detected (?:expedited )?stalls? on|"
-                             r"\w+ kthread starved for \d+ jiffies")),
+class Marker(NamedTuple):
+    """A console line the harness looks for.  `splat`: the line means the run
+    is broken (console_problems()).  `fails`: the hot-add paths ("dimm",
+    "vmem") whose failure the line reports (add_failure()).  `why`: its
+    rank as the reason a hot-add failed, 1 the most telling (0: not a
+    reason), and `label`: what a report says then (None: the line)."""
+    kind: str
+    rx: re.Pattern
+    splat: bool = False
+    fails: tuple = ()
+    why: int = 0
+    label: str = None
+
+
+# Every console line the harness looks for, in one table.  The splats come
+# first, the most specific kind first (a soft lockup also says "BUG: "); the
+# formats are the 6.12 printk strings, and tests/samples/splats.log has a
+# recorded line of each.
+MARKERS = (
+    Marker("panic", re.compile(r"Kernel panic - not syncing"), splat=True),
+    Marker("oops", re.compile(r"\bOops: |general protection fault"), splat=True),
+    Marker("lockup", re.compile(r"BUG: soft lockup - CPU#|Watchdog detected hard LOCKUP"),
+           splat=True),
+    Marker("hung-task", re.compile(r"INFO: task .+:\d+ blocked for more than \d+ seconds"),
+           splat=True),
+    Marker("rcu-stall", re.compile(r"INFO: \w+ (?:self-)?detected (?:expedited )?stalls? on|"
+                                   r"\w+ kthread starved for \d+ jiffies"), splat=True),
     # dump_page() also explains a failed offline ("unmovable page",
     # "isolation failed", "migration failure"): memory in use refuses to go
     # offline, which the scenarios and peer suites that offline busy memory
     # expect, and which fails a scenario that expects the offline to succeed
-    ("bad-page", re.compile(r"BUG: Bad page (?:state|map|cache)|page dumped because: "
-                            r"(?!unmovable page$|isolation failed$|migration failure$)")),
-    ("kasan", re.compile(r"BUG: KASAN")),
-    ("bug", re.compile(r"\bBUG: |kernel BUG at")),
-    ("warn", re.compile(r"WARNING: CPU: \d+ PID: \d+|------------\[ cut here \]")),
-    ("oom", re.compile(r"invoked oom-killer|Out of memory")),
-    ("lockdep", re.compile(r"possible (?:recursive|circular) locking|INFO: possible|"
-                           r"inconsistent lock state|suspicious RCU usage|"
-                           r"bad unlock balance|lock held when returning")),
-    ("corruption", re.compile(r"list_(?:add|del) corruption")),
-]
+    Marker("bad-page", re.compile(r"BUG: Bad page (?:state|map|cache)|page dumped because: "
+                                  r"(?!unmovable page$|isolation failed$|migration failure$)"),
+           splat=True),
+    Marker("kasan", re.compile(r"BUG: KASAN"), splat=True),
+    Marker("bug", re.compile(r"\bBUG: |kernel BUG at"), splat=True),
+    Marker("warn", re.compile(r"WARNING: CPU: \d+ PID: \d+|------------\[ cut here \]"),
+           splat=True),
+    Marker("oom", re.compile(r"invoked oom-killer|Out of memory"), splat=True),
+    Marker("lockdep", re.compile(r"possible (?:recursive|circular) locking|INFO: possible|"
+                                 r"inconsistent lock state|suspicious RCU usage|"
+                                 r"bad unlock balance|lock held when returning"), splat=True),
+    Marker("corruption", re.compile(r"list_(?:add|del) corruption"), splat=True),
+    # a failed hot-add: patch 21 refuses an add whose memmap can never fit,
+    # the base drains memory and panics; ACPI and virtio-mem say they failed
+    Marker("refused", re.compile(r"memmap does not fit"), why=1),
+    Marker("deadlock", re.compile(r"System is deadlocked on memory"), why=2,
+           label="System is deadlocked on memory"),
+    # as a reason only the OOM killer's "Out of memory" line, not the line
+    # that says it was invoked
+    Marker("out-of-memory", re.compile(r"Out of memory"), why=3, label="Out of memory"),
+    Marker("dimm-failed", re.compile(r"add_memory failed"), fails=("dimm",), why=4,
+           label="add_memory failed"),
+    Marker("acpi-enable", re.compile(r"acpi_memory_enable_device"), fails=("dimm",)),
+    Marker("vmem-failed", re.compile(r"adding memory failed"), fails=("dimm", "vmem")),
+    Marker("vmem-broken", re.compile(r"marking device broken"), fails=("vmem",)),
+)
+MARKER = {m.kind: m for m in MARKERS}
 
 
 def console_problems(text):
     """Return [(kind, line)] for every splat line in a console log."""
     found = []
     for line in text.splitlines():
-        for kind, rx in WARN_PATTERNS:
-            if rx.search(line):
-                found.append((kind, _strip_console(line)))
+        for m in MARKERS:
+            if m.splat and m.rx.search(line):
+                found.append((m.kind, strip_console(line)))
                 break
     return found
 
 
-# what a failed hot-add leaves on the console, most telling first: patch 21
-# stops an add at the first section whose memmap does not fit, the base
-# drains memory and panics
-MEMMAP_REFUSED = "memmap does not fit"
-FAILURE_MARKERS = (MEMMAP_REFUSED, "System is deadlocked on memory", "Out of memory",
-                   "add_memory failed")
+def marked(text, kind):
+    """The first line of `text` that marker `kind` matches, or None."""
+    rx = MARKER[kind].rx
+    return next((strip_console(ln) for ln in text.splitlines() if rx.search(ln)), None)
+
+
+def add_failure(text, path):
+    """The first line of `text` that says a hot-add through `path` ("dimm",
+    "vmem") failed, or None."""
+    kinds = [m for m in MARKERS if path in m.fails]
+    return next((strip_console(ln) for ln in text.splitlines()
+                 if any(m.rx.search(ln) for m in kinds)), None)
 
 
 def failure_marker(console, default):
-    """The first FAILURE_MARKERS line found on `console`, else `default`."""
-    for marker in FAILURE_MARKERS:
-        for line in console.splitlines():
-            if marker in line:
-                return _strip_console(line) if marker == MEMMAP_REFUSED else marker
+    """Why a hot-add failed, from the most telling marker line on `console`
+    (its label, or the line), else `default`."""
+    for m in sorted((m for m in MARKERS if m.why), key=lambda m: m.why):
+        line = marked(console, m.kind)
+        if line is not None:
+            return m.label or line
     return default
 
 

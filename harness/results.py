@@ -1,6 +1,9 @@
 """Test results: every check is one line and counts in the closing totals."""
 
+import json
+import os
 import sys
+import time
 
 
 class Results:
@@ -9,6 +12,9 @@ class Results:
         self.out = out
         self.prefix = ""    # e.g. "debug: " while the suite runs on the debug kernel
         self.expected = {}  # {check: reason}: the skips the running scenario declares
+        self.scenario = ""  # the scenario running, for results.json
+        self.pass_name = ""  # and the pass it runs in
+        self.last = time.monotonic()
 
     def expect_skips(self, skips):
         """The skips the scenario about to run declares ({check: reason},
@@ -24,7 +30,12 @@ class Results:
             else:
                 status, detail = "fail", f"skipped, and no skip is declared: {detail}"
         name = self.prefix + name
-        self.items.append({"name": name, "status": status, "detail": detail})
+        now = time.monotonic()
+        # seconds since the check before: what it took to come to this one
+        self.items.append({"name": name, "status": status, "detail": detail,
+                           "scenario": self.scenario, "pass": self.pass_name,
+                           "seconds": round(now - self.last, 1)})
+        self.last = now
         mark = {"pass": "ok  ", "fail": "FAIL"}[status]
         print(f"{mark} {name}" + (f" -- {detail}" if detail else ""), file=self.out, flush=True)
 
@@ -46,3 +57,24 @@ class Results:
 
     def closing_line(self):
         return f"{self.count('pass')} passed, {self.count('fail')} failed"
+
+    def start(self, scenario, pass_name=""):
+        """The checks recorded from now on belong to `scenario` on pass
+        `pass_name`; their names get the prefix "PASS: " except on main."""
+        self.scenario, self.pass_name, self.last = scenario, pass_name, time.monotonic()
+        self.prefix = f"{pass_name}: " if pass_name not in ("", "main") else ""
+
+    def write_json(self, path, **extra):
+        """Every check so far (name, verdict, detail, scenario, pass,
+        seconds) and the closing line, to `path`; written after each
+        scenario, so that an interrupted run leaves what it did."""
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        doc = {"closing_line": self.closing_line(), **extra,
+               "checks": [{"name": i["name"], "verdict": i["status"], "detail": i["detail"],
+                           "scenario": i["scenario"], "pass": i["pass"],
+                           "seconds": i["seconds"]} for i in self.items]}
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(doc, f, indent=1)
+            f.write("\n")
+        os.replace(tmp, path)

@@ -4,6 +4,7 @@ QEMU process never outlives the VM object."""
 
 import base64
 import os
+import re
 import shutil
 import signal
 import socket
@@ -11,11 +12,30 @@ import subprocess
 import time
 
 from .parsers import console_problems
+from .paths import shell_line
 from .qmp import QMPClient
+from .wait import wait_until
 
-QEMU = "qemu-system-x86_64"
-BASE_APPEND = "console=ttyS0 panic=-1 printk.time=1 loglevel=7"
+# What QEMU is told per target, as data.  x86_64, q35: with 2.75 GiB of RAM
+# or more, 2 GiB of it stays below 4 GiB and the rest goes above; the first
+# DIMM slot starts at the next GiB above that (QEMU 7.2, pc_memory_init).
+TARGETS = {
+    "x86_64": {"qemu": "qemu-system-x86_64", "machine": "q35", "cpu": "max",
+               "console": "ttyS0", "image": "arch/x86/boot/bzImage",
+               "lowmem_split_mib": 2816, "lowmem_mib": 2048},
+}
+TARGET = TARGETS["x86_64"]
+QEMU = TARGET["qemu"]
+BASE_APPEND = f"console={TARGET['console']} panic=-1 printk.time=1 loglevel=7"
 KMEMLEAK = "/sys/kernel/debug/kmemleak"
+
+
+def dimm_base(mem_mib, target=TARGET):
+    """Guest-physical address of the first DIMM of a guest with `mem_mib` of
+    RAM: the q35 layout rule above."""
+    low = target["lowmem_mib"] if mem_mib >= target["lowmem_split_mib"] else mem_mib
+    above = max(0, mem_mib - low)
+    return -(-((4 << 30) + (above << 20)) // (1 << 30)) * (1 << 30)
 
 
 class VMError(Exception):
@@ -43,7 +63,7 @@ class VM:
         # that leak_scan() reports what the scenario leaked
         self.kmemleak = kmemleak
         # whether free memory can be compared before and after a step (not
-        # under KASAN: see scenarios.QUARANTINE)
+        # under KASAN: see scenarios/base.py, QUARANTINE)
         self.exact_free = exact_free
         self.boot_timeout = boot_timeout
         self.accel = accel
@@ -60,7 +80,7 @@ class VM:
         mem = f"{self.mem_mib}M"
         if self.slots:
             mem += f",slots={self.slots},maxmem={self.maxmem_gib}G"
-        args = [QEMU, "-accel", self.accel, "-M", "q35", "-cpu", "max",
+        args = [QEMU, "-accel", self.accel, "-M", TARGET["machine"], "-cpu", TARGET["cpu"],
                 "-smp", str(self.smp), "-m", mem,
                 "-nodefaults", "-display", "none", "-vga", "none", "-no-reboot",
                 "-kernel", self.kernel, "-initrd", self.initrd,
@@ -103,7 +123,7 @@ class VM:
             if os.path.exists(self.sock(what)):
                 os.unlink(self.sock(what))
         with open(os.path.join(self.rundir, "qemu.cmd"), "w") as f:
-            f.write(" ".join(self.command_line()) + "\n")
+            f.write(shell_line(self.command_line()) + "\n")
         self.qemu_log = open(os.path.join(self.rundir, "qemu.log"), "w")
         self.proc = subprocess.Popen(self.command_line(), stdin=subprocess.DEVNULL,
                                      stdout=self.qemu_log, stderr=subprocess.STDOUT,
@@ -129,17 +149,17 @@ class VM:
         return self
 
     def _connect_agent(self, deadline):
-        while True:
-            self._check_alive("start")
+        def connect():
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 s.connect(self.sock("agent"))
                 return s
             except OSError:
                 s.close()
-                if time.monotonic() > deadline:
-                    raise TimeoutError("agent socket never appeared")
-                time.sleep(0.1)
+                return None
+        return wait_until(connect, deadline - time.monotonic(), poll=0.1,
+                          what="agent socket never appeared",
+                          alive=lambda: self._check_alive("start"))
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -148,7 +168,8 @@ class VM:
         if not self.alive():
             tail = self.console_tail()
             raise VMError(f"QEMU exited during {doing} (status "
-                          f"{self.proc.returncode if self.proc else '?'}); last console lines:\n{tail}")
+                          f"{self.proc.returncode if self.proc else '?'}); "
+                          f"last console lines:\n{tail}")
 
     def console(self, since=0):
         """The console log, from byte offset `since` (see begin_step)."""
@@ -223,6 +244,10 @@ class VM:
         self.stop()
 
     # ---- agent ------------------------------------------------------
+    # the line that ends the reply to a request (guest/agent); the output
+    # need not end in a newline, so it can share the line with the output
+    AGENT_END = re.compile(r"@@(t\d+) (\d+)@@\n")
+
     def _send(self, script):
         self.seq += 1
         tok = f"t{self.seq}"
@@ -230,12 +255,15 @@ class VM:
         self.agent.sendall(f"{tok} {b64}\n".encode())
         return tok
 
-    def _wait_agent(self, marker, deadline, doing):
-        while marker not in self.agent_buf:
+    def _recv_agent(self, deadline, doing):
+        """Add what the agent sent next to agent_buf; VMError past the
+        deadline or when QEMU or the connection went away."""
+        while True:
             self._check_alive(doing)
             left = deadline - time.monotonic()
             if left <= 0:
-                raise VMError(f"timed out during {doing}; last console lines:\n{self.console_tail()}")
+                raise VMError(f"timed out during {doing}; last console lines:\n"
+                              f"{self.console_tail()}")
             self.agent.settimeout(min(left, 0.5))
             try:
                 chunk = self.agent.recv(65536)
@@ -244,8 +272,30 @@ class VM:
             if not chunk:
                 raise VMError(f"agent connection closed during {doing}")
             self.agent_buf += chunk.decode(errors="replace").replace("\r", "")
-        before, self.agent_buf = self.agent_buf.split(marker, 1)
+            return
+
+    def _wait_agent(self, marker, deadline, doing):
+        """Wait for the line `marker` (the boot's @@READY@@); return what came
+        before it.  Its newline goes with it, so that the first reply does
+        not start with it."""
+        while marker + "\n" not in self.agent_buf:
+            self._recv_agent(deadline, doing)
+        before, self.agent_buf = self.agent_buf.split(marker + "\n", 1)
         return before
+
+    def _wait_reply(self, tok, deadline, doing):
+        """(rc, output) of request `tok`.  Replies come in order, each
+        ended by its own end line; a complete reply to an earlier request
+        (one that timed out and finished late) is dropped with its output,
+        so that it cannot be taken for, or glued onto, this one."""
+        while True:
+            m = self.AGENT_END.search(self.agent_buf)
+            if m is None:
+                self._recv_agent(deadline, doing)
+                continue
+            out, self.agent_buf = self.agent_buf[:m.start()], self.agent_buf[m.end():]
+            if m.group(1) == tok:
+                return int(m.group(2)), out
 
     def run(self, script, timeout=120, check=True):
         """Run a shell script in the guest; return its output (rc with check=False)."""
@@ -254,10 +304,7 @@ class VM:
         except OSError as e:
             self._check_alive(f"'{script[:60]}'")
             raise VMError(f"agent connection lost: {e}") from e
-        out = self._wait_agent(f"@@{tok} ", time.monotonic() + timeout, f"'{script[:60]}'")
-        rest = self._wait_agent("@@", time.monotonic() + 5, "reply")
-        self.agent_buf = self.agent_buf.lstrip("\n")
-        rc = int(rest.strip() or "255")
+        rc, out = self._wait_reply(tok, time.monotonic() + timeout, f"'{script[:60]}'")
         if check and rc != 0:
             raise VMError(f"guest command failed (rc {rc}): {script[:200]}\n{out}")
         return out if check else (rc, out)

@@ -27,6 +27,5 @@ cover=$ROOT/patches/0000-cover-letter.patch
 	(cd "$tmp" && ls -- *.patch 2>/dev/null) || true
 } >"$ROOT/patches/series"
 # The tree now holds exactly what patches/ holds.
-digest=$( (cat "$ROOT/base.pin"; for p in $(grep -vE '^\s*(#|$)' "$ROOT/patches/series" | grep -v '^0000-cover-letter\.patch$'); do cat "$ROOT/patches/$p"; done) | sha256sum | cut -d' ' -f1)
-echo "$digest $(git -C "$TREE" rev-parse HEAD)" >"$TREE/.git/series.applied"
+echo "$(series_digest) $(git -C "$TREE" rev-parse HEAD)" >"$TREE/.git/series.applied"
 say "exported $n patches to patches/"

@@ -15,6 +15,22 @@ say() {
 	printf '==> %s\n' "$*"
 }
 
+# The patches of patches/series in order, cover letter left out.
+series_patches() {
+	grep -vE '^\s*(#|$)' "$ROOT/patches/series" | grep -v '^0000-cover-letter\.patch$'
+}
+
+# What the tree is built from: sha256 of base.pin and the series' patches
+# (tree.sh and export.sh stamp build/linux with it; a run's manifest quotes
+# the stamp).
+series_digest() {
+	local p
+	{
+		cat "$ROOT/base.pin"
+		for p in $(series_patches); do cat "$ROOT/patches/$p"; done
+	} | sha256sum | cut -d' ' -f1
+}
+
 load_pin() {
 	# shellcheck disable=SC1091
 	. "$ROOT/base.pin"

@@ -11,13 +11,13 @@ force=${1:-}
 "$ROOT/scripts/base.sh"
 series=$ROOT/patches/series
 [ -f "$series" ] || die "no patches/series file"
-mapfile -t patches < <(grep -vE '^\s*(#|$)' "$series" | grep -v '^0000-cover-letter\.patch$' || true)
+mapfile -t patches < <(series_patches || true)
 for p in "${patches[@]}"; do
 	[ -f "$ROOT/patches/$p" ] || die "patches/series lists '$p' but patches/$p does not exist"
 done
 
 stamp_file=$TREE/.git/series.applied   # "<patches digest> <resulting HEAD>"
-digest=$( (cat "$ROOT/base.pin"; for p in "${patches[@]}"; do cat "$ROOT/patches/$p"; done) | sha256sum | cut -d' ' -f1)
+digest=$(series_digest)
 head=$(git -C "$TREE" rev-parse HEAD)
 old_digest= old_head=
 [ ! -f "$stamp_file" ] || read -r old_digest old_head <"$stamp_file"

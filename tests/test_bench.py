@@ -6,7 +6,7 @@ import os
 import tempfile
 import unittest
 
-from harness import bench
+from harness import bench, measure
 from harness.vm import VMError
 
 
@@ -152,10 +152,11 @@ class ResumeTest(unittest.TestCase):
         log = []
         with tempfile.TemporaryDirectory() as d:
             path = self.interrupted(d)
-            b = bench.Bench({}, "", d, samples_file=path, log=log.append, resume=True,
-                            identity=self.ID)
+            missing = os.path.join(d, "no-such-bzImage")
+            b = bench.Bench({"ours": missing, "stock": missing}, "", d, samples_file=path,
+                            log=log.append, resume=True, identity=self.ID)
             self.assertEqual(len(b.runs), 2)
-            # no kernel is given: a guest boot would fail, so these come from the file
+            # no kernel exists: a guest boot would fail, so these come from the file
             s = b.sample(("ours", "1"), "pc-dimm", 16, "r0")
             self.assertEqual((s["ok"], s["consumed_kib_per_gib"]), (True, 45))
             s = b.sample(("stock", "1"), "pc-dimm", 512, "ladder", kind="ladder")
@@ -167,6 +168,8 @@ class ResumeTest(unittest.TestCase):
         # the cut line is gone, the samples stay, a second run line follows
         self.assertEqual([x["kind"] for x in lines], ["run", "cost", "ladder", "run"])
         self.assertIn("taken by the run being resumed", log[0])
+        # the report still shows the command line of each variant and path
+        self.assertEqual(sorted(b.commands), ["ours =1 pc-dimm", "stock =1 pc-dimm"])
 
     def test_other_kernels_are_refused_and_the_file_is_left_alone(self):
         with tempfile.TemporaryDirectory() as d:
@@ -248,12 +251,12 @@ class FailureTextTest(unittest.TestCase):
 
     def test_timeout_is_not_a_panic(self):
         vm = self.Stopped("[    6.4] Built 1 zonelists, mobility grouping on.\n")
-        why = bench.failure_text(vm, TimeoutError("timed out during 'read t0'\nmore"))
+        why = measure.failure_text(vm, TimeoutError("timed out during 'read t0'\nmore"))
         self.assertEqual(why, "timed out during 'read t0'")
 
     def test_panic_is_labelled(self):
         vm = self.Stopped("[   12.5] Kernel panic - not syncing: System is deadlocked on memory\n")
-        why = bench.failure_text(vm, VMError("QEMU exited"))
+        why = measure.failure_text(vm, VMError("QEMU exited"))
         self.assertTrue(why.endswith(" (guest panicked)"), why)
         self.assertIn("System is deadlocked on memory", why)
         self.assertNotIn("12.5", why)

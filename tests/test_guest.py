@@ -3,7 +3,7 @@ prints, with a stand-in for the VM."""
 
 import unittest
 
-from harness import guest, parsers
+from harness import measure, parsers
 from tests.test_parsers import sample
 
 
@@ -30,12 +30,12 @@ class PerNodeTest(unittest.TestCase):
         zones = parsers.parse_zoneinfo(sample("zoneinfo.txt"))
         one = sum(z.get("free", 0) + z["pcp"] for z in zones.values()) * 4096
         vm = FakeVM(two_nodes())
-        self.assertEqual(guest.free_bytes(vm, 0), one)
-        self.assertEqual(guest.free_bytes(vm, 1), one)
-        self.assertEqual(guest.free_bytes(vm), 2 * one)
-        self.assertEqual(guest.free_bytes(vm, 2), 0)
+        self.assertEqual(measure.free_bytes(vm, 0), one)
+        self.assertEqual(measure.free_bytes(vm, 1), one)
+        self.assertEqual(measure.free_bytes(vm), 2 * one)
+        self.assertEqual(measure.free_bytes(vm, 2), 0)
         movable = zones[(0, "Movable")]
-        self.assertEqual(guest.free_bytes(vm, 0, movable=False),
+        self.assertEqual(measure.free_bytes(vm, 0, movable=False),
                          one - (movable["free"] + movable["pcp"]) * 4096)
         self.assertIn("stat_refresh", vm.commands[0])
 
@@ -44,15 +44,14 @@ class PerNodeTest(unittest.TestCase):
         one = sum(z.get("managed", 0) for z in zones.values()) * 4096
         self.assertGreater(one, 0)
         vm = FakeVM(two_nodes())
-        self.assertEqual(guest.managed_bytes(vm, 1), one)
-        self.assertEqual(guest.managed_bytes(vm, 3), 0)
+        self.assertEqual(measure.managed_bytes(vm, 1), one)
+        self.assertEqual(measure.managed_bytes(vm, 3), 0)
 
 
 class BlockMemmapTest(unittest.TestCase):
     def test_parses_and_tolerates_missing_files(self):
-        from harness import scenarios_admin
         vm = FakeVM("2 512\n3 0\n4\ncat: can't open\n")
-        self.assertEqual(guest.block_memmap(vm, [2, 3, 4]), {2: 512, 3: 0, 4: None})
+        self.assertEqual(measure.block_memmap(vm, [2, 3, 4]), {2: 512, 3: 0, 4: None})
         self.assertIn("memory2/memmap_on_memory_pages", vm.commands[0])
 
 
@@ -61,12 +60,12 @@ if __name__ == "__main__":
 
 
 class KasanPagingTest(unittest.TestCase):
-    """The KASAN pass boots with 4-level paging (see Context.vm), the others
+    """The KASAN pass boots with 4-level paging (passes.PASSES), the others
     keep what the CPU model offers."""
 
     def append(self, label):
         from harness.scenarios import Context
-        ctx = Context("bzImage", "initrd.cpio", "/nonexistent", label=label)
+        ctx = Context(label, "/nonexistent", "initrd.cpio", kernel="bzImage")
         vm = ctx.vm("x", append="memory_hotplug.memmap_on_memory=1")
         cmdline = vm.command_line()
         return cmdline[cmdline.index("-append") + 1].split()

@@ -134,13 +134,54 @@ ok 2 b # SKIP no range given
         self.assertIn("missing 2 of 3", r[1]["name"])
 
     def test_kselftest_output(self):
-        text = "TAP version 13\n1..3\nok 1 first\nnot ok 2 second\nok 3 third # SKIP nothing to do\n"
+        text = ("TAP version 13\n1..3\nok 1 first\nnot ok 2 second\n"
+                "ok 3 third # SKIP nothing to do\n")
         r = parsers.parse_ktap(text)
         self.assertEqual([(x["name"], x["status"]) for x in r],
                          [("first", "pass"), ("second", "fail"), ("third", "skip")])
 
     def test_no_ktap(self):
         self.assertEqual(parsers.parse_ktap("just a boot log\nok 1 not ktap\n"), [])
+
+    def test_printk_caller_prefix(self):
+        # CONFIG_PRINTK_CALLER: a task id, or a CPU id in interrupt context
+        text = ("[    0.060000][    T1] KTAP version 1\n"
+                "[    0.060000][    T1] 1..1\n"
+                "[    0.061000][    T1]     KTAP version 1\n"
+                "[    0.061000][    T1]     # Subtest: suite\n"
+                "[    0.061000][    T1]     1..3\n"
+                "[    0.062000][    C0]     ok 1 - one\n"
+                "[    0.063000][   T42]     not ok 2 two\n"
+                "[    0.063500][  C123] irq noise at column 0\n"
+                "[    0.064000][T12345]     ok 3 three # SKIP why\n"
+                "[    0.065000][    T1] not ok 1 suite\n")
+        r = parsers.parse_ktap(text)
+        self.assertEqual([(x["name"], x["status"]) for x in r], [("suite", "fail")])
+        self.assertEqual([(t["name"], t["status"]) for t in r[0]["subtests"]],
+                         [("one", "pass"), ("two", "fail"), ("three", "skip")])
+        # printk.time=0 leaves the caller id alone
+        r = parsers.parse_ktap("[     T1] KTAP version 1\n[     T1] 1..1\n[     T1] ok 1 a\n")
+        self.assertEqual([(x["name"], x["status"]) for x in r], [("a", "pass")])
+
+    def test_strip_console_prefixes(self):
+        for line in ("[    1.000000] x y", "[    1.000000][    T1] x y",
+                     "[12345.678901][    C3] x y", "[     T1] x y", "x y"):
+            self.assertEqual(parsers.strip_console(line + "\r\n"), "x y", line)
+        # only printk's own brackets go
+        self.assertEqual(parsers.strip_console("[mem 0x1000] x"), "[mem 0x1000] x")
+
+    def test_subtest_header_without_version_line(self):
+        # KUnit before KTAP v1: a suite opens with '# Subtest:' alone
+        text = ("TAP version 14\n1..2\n"
+                "\t# Subtest: a\n\t1..2\n\tok 1 - x\n"
+                "kunit a: not KTAP, at column 0\n"
+                "\tok 2 - y # SKIP no device\nok 1 - a\n"
+                "\t# Subtest: b\n\t1..3\n\tok 1 - z\n")
+        r = parsers.parse_ktap(text)
+        self.assertEqual([(x["name"], x["status"]) for x in r],
+                         [("a", "pass"), ("<missing 1 of 2>", "fail")])
+        self.assertEqual([t["status"] for t in r[0]["subtests"]], ["pass", "skip"])
+        self.assertEqual([t["name"] for t in r[1]["subtests"]], ["z", "<missing 2 of 3>"])
 
 
 class ConsoleTest(unittest.TestCase):

@@ -2,7 +2,7 @@
 
 import unittest
 
-from harness.scenarios_peers import mem_on_off_verdict, mm_verdict
+from harness.scenarios.peers import mem_on_off_verdict, mm_verdict
 from tests.test_parsers import sample
 
 

@@ -3,12 +3,10 @@ the probe interface, each block's memmap_on_memory_pages file and the
 memmap counters in /proc/vmstat, with exact expected values after every
 add, online, offline and remove."""
 
-from . import guest, model
-from .guest import MIB
-from .scenarios import (check_console, free_compared, quarantine_skip, scenario,
-                        settled_meminfo)
+from .. import measure, model
+from ..measure import MIB, MODE
+from .base import check_console, free_compared, quarantine_skip, scenario
 
-MODE = "/sys/module/memory_hotplug/parameters/memmap_on_memory"
 COUNTERS = ("nr_memmap_pages", "nr_memmap_boot_pages", "nr_memmap_on_memory_pages")
 # words the parameter must refuse, each leaving the mode as it was.  It
 # parses as the base kernel does, "force"/"FORCE" or else kstrtobool(),
@@ -20,7 +18,7 @@ GOOD_MODES = (("force", "force"), ("1", "Y"), ("off", "N"), ("YES", "Y"), ("Fals
 
 
 def counters(vm):
-    v = guest.vmstat(vm)
+    v = measure.vmstat(vm)
     return {k: v.get(k) for k in COUNTERS}
 
 
@@ -53,7 +51,7 @@ class Ledger:
 
     def check(self, what):
         got = counters(self.vm)
-        files = guest.block_memmap(self.vm, self.files) if self.files else {}
+        files = measure.block_memmap(self.vm, self.files) if self.files else {}
         bad = [f"{k} {got[k]} (want {self.want[k]})" for k in COUNTERS if got[k] != self.want[k]]
         bad += [f"memory{i} {files.get(i)} (want {n})" for i, n in self.files.items()
                 if files.get(i) != n]
@@ -64,23 +62,24 @@ class Ledger:
 
 
 def probe(vm, addr):
-    rc, out = vm.run(f"echo {addr:#x} > {guest.PROBE}", check=False)
+    rc, out = vm.run(f"echo {addr:#x} > {measure.PROBE}", check=False)
     return rc == 0, out.strip()
 
 
 def online_offline(vm, res, name, ledger, ids, want_gain):
-    before = guest.meminfo(vm)["MemTotal"]
-    guest.set_blocks_state(vm, ids, "online_movable")
-    gain = guest.meminfo(vm)["MemTotal"] - before
+    before = measure.meminfo(vm)["MemTotal"]
+    measure.set_blocks_state(vm, ids, "online_movable")
+    gain = measure.meminfo(vm)["MemTotal"] - before
     res.check(f"{name}: online adds {want_gain // 1024} KiB to MemTotal", gain == want_gain,
               f"{gain // 1024:+d} KiB")
     ledger.check("online")
-    guest.set_blocks_state(vm, ids, "offline")
+    measure.set_blocks_state(vm, ids, "offline")
     ledger.check("offline")
 
 
 @scenario("admin", "runtime memmap_on_memory switch, probe, memmap_on_memory_pages and "
                    "the vmstat memmap counters, exact after every step",
+          passes=("main", "debug", "nothp", "kasan"),
           skips=[quarantine_skip("admin: free memory as before the pc-dimms")])
 def sc_admin(ctx, res):
     name = "admin"
@@ -89,7 +88,7 @@ def sc_admin(ctx, res):
     low = ctx.boot_mib(256)
     append = f"mem={low}M memory_hotplug.memmap_on_memory=1 memhp_default_state=offline"
     with ctx.vm(name, append, mem_mib=low + 512) as vm:
-        bs = guest.block_size(vm)
+        bs = measure.block_size(vm)
         per_block = model.memmap_pages(bs)
         ledger = Ledger(vm, res, name, per_block)
         res.check(f"{name}: nothing hot-added yet: nr_memmap_on_memory_pages is 0",
@@ -121,32 +120,32 @@ def sc_admin(ctx, res):
             res.check(f"{name}: the mode takes {value}", ok and now == reads, now)
         res.check(f"{name}: no memmap_on_memory_pages file at the root (dropped: the "
                   "per-block file of that name means something else)",
-                  vm.run(f"test -e {guest.SYS_MEM}/memmap_on_memory_pages && echo yes || echo no"
+                  vm.run(f"test -e {measure.SYS_MEM}/memmap_on_memory_pages && echo yes || echo no"
                          ).strip() == "no")
         res.check(f"{name}: the kernel log does not say the mode has no effect",
                   "has no effect" not in vm.console())
 
         # DIMMs under both modes, removed under the other mode
-        base = settled_meminfo(vm)
+        base = measure.settled(vm)
         dimms = {}
         for dev, mode in (("d0", "N"), ("d1", "Y")):
             write_mode(vm, mode)
-            before = guest.linked_blocks(vm)
-            guest.add_dimm(vm, dev, 2 * bs)
-            dimms[dev] = guest.wait_new_blocks(vm, before, 2)
+            before = measure.linked_blocks(vm)
+            measure.add_dimm(vm, dev, 2 * bs)
+            dimms[dev] = measure.wait_new_blocks(vm, before, 2)
             ledger.added(dimms[dev], mode == "Y")
             ledger.check(f"pc-dimm {dev} added with {mode}")
         online_offline(vm, res, f"{name}: both pc-dimms", ledger, dimms["d0"] + dimms["d1"],
                        4 * bs - 2 * per_block * 4096)
         for dev, mode in (("d0", "Y"), ("d1", "N")):
             write_mode(vm, mode)
-            guest.remove_dimm(vm, dev)
-            gone = guest.linked_blocks(vm)
+            measure.remove_dimm(vm, dev)
+            gone = measure.linked_blocks(vm)
             res.check(f"{name}: pc-dimm {dev} removed with the mode at {mode}",
                       not set(dimms[dev]) & gone, f"blocks {dimms[dev]}")
             ledger.removed(dimms[dev])
             ledger.check(f"pc-dimm {dev} removed with {mode}")
-        after = settled_meminfo(vm)
+        after = measure.settled(vm)
         res.check(f"{name}: MemTotal as before the pc-dimms",
                   after["MemTotal"] == base["MemTotal"],
                   f"MemTotal {after['MemTotal'] - base['MemTotal']:+d} B")

@@ -5,12 +5,10 @@ import os
 import statistics
 import time
 
-from . import guest, model, parsers
-from .guest import GIB, KIB, MIB
-from .scenarios import (VMEM_APPEND, check_console, free_compared, hotadd, quarantine_skip,
-                        remove, scenario, settled_meminfo)
-from .scenarios_fault import quick_snapshot
-from .vm import VMError
+from .. import measure, model, parsers
+from ..measure import GIB, KIB, MIB, wait_blocks
+from ..vm import VMError
+from .base import VMEM_APPEND, check_console, free_compared, quarantine_skip, scenario
 
 SOAK_SIZE = 256 * MIB          # two memory blocks per cycle
 ZONES = ("online_kernel", "online_movable")
@@ -19,47 +17,35 @@ ZONES = ("online_kernel", "online_movable")
 # ---- soak ---------------------------------------------------------------
 def dimm_cycle(vm, n, zone):
     dev = f"s{n % 2}"
-    b0 = guest.linked_blocks(vm)
-    guest.add_dimm(vm, dev, SOAK_SIZE)
-    new = guest.wait_new_blocks(vm, b0, SOAK_SIZE // guest.block_size(vm), timeout=60)
+    b0 = measure.linked_blocks(vm)
+    measure.add_dimm(vm, dev, SOAK_SIZE)
+    new = measure.wait_new_blocks(vm, b0, SOAK_SIZE // measure.block_size(vm), timeout=60)
     online_offline(vm, new, zone)
-    guest.remove_dimm(vm, dev, timeout=60)
+    measure.remove_dimm(vm, dev, timeout=60)
     wait_blocks(vm, b0)
 
 
 def vmem_cycle(vm, n, zone):
-    b0 = guest.linked_blocks(vm)
-    guest.set_virtio_mem(vm, "vm0", SOAK_SIZE, timeout=60, stall=30)
-    new = sorted(wait_blocks(vm, b0, SOAK_SIZE // guest.block_size(vm)))
+    b0 = measure.linked_blocks(vm)
+    measure.set_virtio_mem(vm, "vm0", SOAK_SIZE, timeout=60, stall=30)
+    new = sorted(wait_blocks(vm, b0, SOAK_SIZE // measure.block_size(vm)))
     online_offline(vm, new, zone)
-    guest.set_virtio_mem(vm, "vm0", 0, timeout=60, stall=30)
+    measure.set_virtio_mem(vm, "vm0", 0, timeout=60, stall=30)
     wait_blocks(vm, b0)
 
 
 def online_offline(vm, ids, zone):
-    guest.set_blocks_state(vm, ids, zone, timeout=60)
+    measure.set_blocks_state(vm, ids, zone, timeout=60)
     # a block in ZONE_NORMAL may have taken an unmovable allocation since
     # it was onlined; the kernel then refuses to offline it (EBUSY), which
     # is correct: retry after the page is freed, a bounded number of times
     for _ in range(20):
         try:
-            guest.set_blocks_state(vm, ids, "offline", timeout=60)
+            measure.set_blocks_state(vm, ids, "offline", timeout=60)
             return
         except VMError:
             vm.run("echo 3 > /proc/sys/vm/drop_caches; sleep 0.5")
     raise VMError(f"blocks {ids} ({zone}) could not be offlined in 20 tries")
-
-
-def wait_blocks(vm, base, extra=0, timeout=60):
-    """Wait until the linked blocks are `base` plus `extra` new ones."""
-    deadline = time.monotonic() + timeout
-    while True:
-        now = guest.linked_blocks(vm)
-        if now >= set(base) and len(now) == len(base) + extra:
-            return now - set(base)
-        if time.monotonic() > deadline:
-            raise VMError(f"{len(now - set(base))} new blocks, want {extra}, after {timeout}s")
-        time.sleep(0.3)
 
 
 BREAKDOWN_CMD = "cat /proc/meminfo; echo @slab; cat /proc/slabinfo 2>/dev/null; true"
@@ -102,7 +88,7 @@ def soak(res, name, vm, cycle, cycles):
             stopped = f"cycle {n + 1}: {str(e).splitlines()[0]}"
             break
         done += 1
-        now = quick_snapshot(vm)
+        now = measure.snapshot(vm)
         if ref is None:
             ref, ref_breakdown = now, breakdown(vm)
             continue
@@ -110,7 +96,8 @@ def soak(res, name, vm, cycle, cycles):
         drifts.append(drift)
         worst = max(worst, abs(drift))
         if now["MemTotal"] != ref["MemTotal"]:
-            bad.append(f"cycle {n + 1}: MemTotal {(now['MemTotal'] - ref['MemTotal']) // KIB:+d} KiB")
+            bad.append(f"cycle {n + 1}: MemTotal "
+                       f"{(now['MemTotal'] - ref['MemTotal']) // KIB:+d} KiB")
         if abs(drift) > MIB and vm.exact_free:
             bad.append(f"cycle {n + 1}: free memory {drift // KIB:+d} KiB")
     per = (time.monotonic() - t0) / max(done, 1)
@@ -147,7 +134,7 @@ def soak(res, name, vm, cycle, cycles):
 
 @scenario("soak", "debug kernel, memmap on memory: N cycles of add, online (kernel and movable "
                   "in turn), offline, remove for pc-dimm and virtio-mem (make soak: 1000)",
-          debug_only=True,
+          passes=("debug", "kasan"),
           skips=[quarantine_skip(f"soak/{p}: free memory within 1 MiB at every cycle")
                  for p in ("dimm", "vmem")])
 def sc_soak(ctx, res):
@@ -162,7 +149,7 @@ def sc_soak(ctx, res):
         # onlined to a kernel zone creates ZONE_NORMAL, every kernel
         # allocation then prefers it, and the block can never be offlined
         # again (correctly: it holds page tables and slab).
-        with ctx.vm(f"{name}-{path}", append, kernel=ctx.debug_kernel, mem_mib=3072,
+        with ctx.vm(f"{name}-{path}", append, mem_mib=3072,
                     **kw) as vm:
             soak(res, sub, vm, cycle, ctx.soak_cycles)
 
@@ -172,7 +159,10 @@ CYCLES = 100
 
 @scenario("cycles", f"memmap on memory: {CYCLES} cycles of a 256 MiB pc-dimm add, online "
                     "(kernel and movable in turn), offline, remove: no leak, no splat",
-          not_on_debug="the debug kernel runs the soak scenario instead",
+          # the debug kernel runs the soak scenario instead; the KASAN pass
+          # (a debug kernel, about 3x slower) runs 20
+          passes=("main", "nothp", "kasan"),
+          sizes={"*": {"cycles": CYCLES}, "kasan": {"cycles": 20}},
           skips=[quarantine_skip("cycles/dimm: free memory within 1 MiB at every cycle")])
 def sc_cycles(ctx, res):
     """The soak's pc-dimm cycle on the kernel of the pass, for the memmap
@@ -186,8 +176,7 @@ def sc_cycles(ctx, res):
         mode = vm.run("cat /sys/module/memory_hotplug/parameters/memmap_on_memory").strip()
         res.check(f"{name}: a block hot-added now hosts its memmap",
                   mode == "Y" and "has no effect" not in vm.console(), f"mode {mode}")
-        # the KASAN pass (a debug kernel, about 3x slower) runs 20
-        soak(res, f"{name}/dimm", vm, dimm_cycle, 20 if ctx.debug_pass else CYCLES)
+        soak(res, f"{name}/dimm", vm, dimm_cycle, ctx.size("cycles"))
 
 
 # ---- offlining moves what uses the pageblock the memmap ends in ----------
@@ -208,7 +197,7 @@ def page_flags(vm, pfn, count):
 
 @scenario("busy-offline", "memmap on memory: a block in ZONE_MOVABLE whose first pageblock "
                           "holds busy tmpfs pages after the memmap offlines, the pages migrate "
-                          "intact; the memmap pages stay")
+                          "intact; the memmap pages stay", passes=("main", "debug", "nothp"))
 def sc_busy_offline(ctx, res):
     name = "busy-offline"
     size = 128 * MIB
@@ -217,12 +206,12 @@ def sc_busy_offline(ctx, res):
     # must still have that much free after the fill spilled over (with
     # 256 MiB the debug kernel's footprint left 2 MiB: offlining waited on)
     with ctx.vm(name, append, mem_mib=512) as vm:
-        r = hotadd(vm, size, zone="online_movable")
+        r = measure.hotadd(vm, size, zone="online_movable")
         (block,) = r["blocks"]
         bs = r["block_size"]
         pfn = block * bs // model.PAGE_SIZE
-        memmap = int(vm.run(f"cat {guest.SYS_MEM}/memory{block}/memmap_on_memory_pages"))
-        pb = 1 << guest.pageblock_order(vm)
+        memmap = int(vm.run(f"cat {measure.SYS_MEM}/memory{block}/memmap_on_memory_pages"))
+        pb = 1 << measure.pageblock_order(vm)
         res.check(f"{name}: the block hosts its memmap", memmap == model.selfhosted_pages(bs, "1"),
                   f"{memmap} pages, pageblock {pb} pages")
         # ZONE_MOVABLE is the first choice of tmpfs pages: more than the
@@ -244,17 +233,17 @@ def sc_busy_offline(ctx, res):
         res.check(f"{name}: the memmap pages are neither free nor on the LRU",
                   not any(f & (KPF_LRU | KPF_BUDDY) for f in memmap_flags))
         t0 = time.monotonic()
-        rc, out = vm.run(f"echo offline > {guest.SYS_MEM}/memory{block}/state", timeout=300,
+        rc, out = vm.run(f"echo offline > {measure.SYS_MEM}/memory{block}/state", timeout=300,
                          check=False)
         res.check(f"{name}: the busy block offlines", rc == 0,
                   f"{time.monotonic() - t0:.1f}s" if rc == 0 else out.strip()[-200:])
-        state = vm.run(f"cat {guest.SYS_MEM}/memory{block}/state").strip()
+        state = vm.run(f"cat {measure.SYS_MEM}/memory{block}/state").strip()
         res.check(f"{name}: the block is offline", state == "offline", state)
         res.check(f"{name}: the tmpfs data is intact after migration",
                   vm.run("md5sum -c /md5 >/dev/null 2>&1 && echo same || echo differs")
                   .strip() == "same")
         vm.run(f"rm -f {BUSY_DIR}/f")
-        after = remove(vm, r["blocks"], offline=False) if state == "offline" else None
+        after = measure.remove(vm, r["blocks"], offline=False) if state == "offline" else None
         if after is not None:
             res.check(f"{name}: MemTotal back to its value before the add",
                       after["MemTotal"] == r["memtotal_before"],
@@ -273,14 +262,14 @@ def fill_memory(vm, share=0.96, rounds=4):
     wanted >= 95 % on the debug kernel): top up, a bounded number of times."""
     vm.run(f"mkdir -p {HOG_DIR} && mount -t tmpfs -o size=100% hog {HOG_DIR}")
     for i in range(rounds):
-        info = guest.meminfo(vm)
+        info = measure.meminfo(vm)
         want_free = int(info["MemTotal"] * (1 - share))
         fill = info["MemAvailable"] - want_free
         if fill < 64 * KIB:
             break
         vm.run(f"dd if=/dev/zero of={HOG_DIR}/fill{i} bs=64k count={fill // (64 * KIB)} "
                f"2>&1 | tail -1", timeout=300)
-    info = guest.meminfo(vm)
+    info = measure.meminfo(vm)
     return 1 - info["MemAvailable"] / info["MemTotal"]
 
 
@@ -294,34 +283,33 @@ def sc_lowmem(ctx, res):
         sub = f"{name}/{path}"
         kw = {"virtio_mem": [{"id": "vm0", "size": "16G"}]} if path == "vmem" else {}
         with ctx.vm(f"{name}-{path}", append, **kw) as vm:
-            bs = guest.block_size(vm)
+            bs = measure.block_size(vm)
             used = fill_memory(vm)
             res.check(f"{sub}: the guest uses >= 95 % of its memory before the add",
                       used >= 0.95, f"{used * 100:.1f} % in use (MemAvailable)")
-            before = settled_meminfo(vm)
-            b0 = guest.linked_blocks(vm)
+            before = measure.settled(vm)
+            b0 = measure.linked_blocks(vm)
             try:
                 if path == "dimm":
-                    guest.add_dimm(vm, "d0", size)
-                    guest.wait_new_blocks(vm, b0, size // bs, timeout=300)
+                    measure.add_dimm(vm, "d0", size)
+                    measure.wait_new_blocks(vm, b0, size // bs, timeout=300)
                 else:
-                    guest.set_virtio_mem(vm, "vm0", size, timeout=600)
+                    measure.set_virtio_mem(vm, "vm0", size, timeout=600)
                 wait_blocks(vm, b0, size // bs, timeout=120)
                 ok = ""
             except VMError as e:
                 ok = str(e).splitlines()[0]
-            new = guest.linked_blocks(vm) - set(b0)
+            new = measure.linked_blocks(vm) - set(b0)
             # the blocks are onlined (memhp_default_state) after they are linked
-            deadline = time.monotonic() + 120
-            while True:
-                states = guest.blocks(vm)
-                online = sum(1 for b in new if states[b]["state"] == "online")
-                if online == len(new) or time.monotonic() > deadline:
-                    break
-                time.sleep(1)
+            try:
+                measure.wait_online(vm, new, timeout=120, poll=1)
+            except VMError:
+                pass
+            states = measure.blocks(vm)
+            online = sum(1 for b in new if states[b]["state"] == "online")
             res.check(f"{sub}: the 16 GiB add succeeds and every block onlines",
                       not ok and online == size // bs, ok or f"{online} of {len(new)} online")
-            gain = guest.meminfo(vm)["MemTotal"] - before["MemTotal"]
+            gain = measure.meminfo(vm)["MemTotal"] - before["MemTotal"]
             want = model.usable_bytes(size, bs, "1")
             res.check(f"{sub}: MemTotal grows by exactly {want // MIB} MiB", gain == want,
                       f"{gain // KIB:+d} KiB")
@@ -331,7 +319,7 @@ def sc_lowmem(ctx, res):
 # ---- bad input ------------------------------------------------------------
 # (what, guest command) pairs, each must fail and change nothing
 def bad_sysfs_writes(block, addr):
-    blk = f"{guest.SYS_MEM}/memory{block}"
+    blk = f"{measure.SYS_MEM}/memory{block}"
     return [
         ("state 'bogus'", f"echo bogus > {blk}/state"),
         ("state 'online_movablex'", f"echo online_movablex > {blk}/state"),
@@ -340,25 +328,25 @@ def bad_sysfs_writes(block, addr):
         ("online 'maybe'", f"echo maybe > {blk}/online"),
         ("memmap_on_memory_pages (read-only)", f"echo 0 > {blk}/memmap_on_memory_pages"),
         ("mode 'bogus'", "echo bogus > /sys/module/memory_hotplug/parameters/memmap_on_memory"),
-        ("probe 'zero' (not a number)", f"echo zero > {guest.PROBE}"),
-        ("probe unaligned 0x10000001", f"echo 0x10000001 > {guest.PROBE}"),
-        ("probe of boot RAM 0x0", f"echo 0x0 > {guest.PROBE}"),
-        ("probe of the block already added", f"echo {addr:#x} > {guest.PROBE}"),
-        ("probe beyond the physical address space", f"echo 0x7ffffff8000000 > {guest.PROBE}"),
+        ("probe 'zero' (not a number)", f"echo zero > {measure.PROBE}"),
+        ("probe unaligned 0x10000001", f"echo 0x10000001 > {measure.PROBE}"),
+        ("probe of boot RAM 0x0", f"echo 0x0 > {measure.PROBE}"),
+        ("probe of the block already added", f"echo {addr:#x} > {measure.PROBE}"),
+        ("probe beyond the physical address space", f"echo 0x7ffffff8000000 > {measure.PROBE}"),
     ]
 
 
 def guest_state(vm):
-    snap = quick_snapshot(vm)
-    snap.pop("Free")
-    snap["zones"] = guest.blocks(vm)
-    snap["mode"] = guest.param(vm, "memmap_on_memory")
-    return snap
+    """What a refused write must leave as it was: the snapshot's MemTotal,
+    blocks and /proc/iomem, every block's state and zones, the mode."""
+    snap = measure.snapshot(vm)
+    return {"MemTotal": snap["MemTotal"], "blocks": snap["blocks"], "iomem": snap["iomem"],
+            "zones": measure.blocks(vm), "mode": measure.param(vm, "memmap_on_memory")}
 
 
 @scenario("bad-input", "invalid writes to memoryN/state, memoryN/online, the mode parameter and "
                        "probe, and bad virtio-mem requests from the host: an error, no change, "
-                       "no splat")
+                       "no splat", passes=("main", "debug", "kasan"))
 def sc_bad_input(ctx, res):
     name = "bad-input"
     low = ctx.boot_mib(256)
@@ -366,12 +354,12 @@ def sc_bad_input(ctx, res):
     with ctx.vm(name, append, mem_mib=low + 384,
                 virtio_mem=[{"id": "vm0", "size": "1G"}]) as vm:
         addr = low * MIB
-        rc, out = vm.run(f"echo {addr:#x} > {guest.PROBE}", check=False)
+        rc, out = vm.run(f"echo {addr:#x} > {measure.PROBE}", check=False)
         if rc:
             res.fail(f"{name}: probe a block to write to", out.strip())
             return
-        block = addr // guest.block_size(vm)
-        guest.set_virtio_mem(vm, "vm0", 128 * MIB)
+        block = addr // measure.block_size(vm)
+        measure.set_virtio_mem(vm, "vm0", 128 * MIB)
         before = guest_state(vm)
         for what, cmd in bad_sysfs_writes(block, addr):
             rc, out = vm.run(cmd, check=False)
@@ -385,14 +373,13 @@ def sc_bad_input(ctx, res):
                             ("larger than the device (2 GiB)", 2 * GIB),
                             ("negative (-1)", -1)):
             try:
-                vm.qmp.execute("qom-set", path="/machine/peripheral/vm0",
-                               property="requested-size", value=value)
+                measure.request_virtio_mem(vm, "vm0", value)
                 err = ""
             except Exception as e:  # QMP error reply
                 err = str(e)
             time.sleep(2)
             now = guest_state(vm)
-            plugged = guest.virtio_mem_size(vm, "vm0")
+            plugged = measure.virtio_mem_size(vm, "vm0")
             changed = [k for k in before if before[k] != now[k]]
             res.check(f"{name}: virtio-mem request {what} is refused and changes nothing",
                       err and not changed and plugged == 128 * MIB,
@@ -403,7 +390,7 @@ def sc_bad_input(ctx, res):
 
 # ---- virtio-mem SBM: +-2 MiB requests around a size that splits a block --
 CHURN_REQUESTS = 100
-BLOCK_INODES = f"cd {guest.SYS_MEM} && ls -1di memory*"
+BLOCK_INODES = f"cd {measure.SYS_MEM} && ls -1di memory*"
 
 
 def device_blocks(vm, ids):
@@ -422,28 +409,29 @@ def churn_request(vm, size, ids, seen, quiet=1, timeout=60, poll=0.3):
     before the request (the guest may be done before a look after it).
     Returns (plugged, last look, blocks removed, blocks added, seconds),
     the blocks counted over every look."""
-    guest.request_virtio_mem(vm, "vm0", size)
-    start = moved = time.monotonic()
-    last = None
-    removed = added = 0
-    while True:
-        time.sleep(poll)
-        plugged, now_blocks = guest.virtio_mem_size(vm, "vm0"), device_blocks(vm, ids)
-        gone = {b for b in seen if now_blocks.get(b) != seen[b]}
-        new = {b for b in now_blocks if seen.get(b) != now_blocks[b]}
-        removed, added, seen = removed + len(gone), added + len(new), now_blocks
+    measure.request_virtio_mem(vm, "vm0", size)
+    start = time.monotonic()
+    st = {"plugged": None, "moved": start, "seen": seen, "removed": 0, "added": 0}
+
+    def settled():
+        plugged, now_blocks = measure.virtio_mem_size(vm, "vm0"), device_blocks(vm, ids)
+        gone = {b for b in st["seen"] if now_blocks.get(b) != st["seen"][b]}
+        new = {b for b in now_blocks if st["seen"].get(b) != now_blocks[b]}
+        st.update(removed=st["removed"] + len(gone), added=st["added"] + len(new),
+                  seen=now_blocks)
         now = time.monotonic()
-        if plugged != last or gone or new:
-            last, moved = plugged, now
-        elif now - moved >= (quiet if size <= plugged <= size + 2 * MIB else 5 * quiet):
-            return plugged, seen, removed, added, now - start
-        if now - start > timeout:
-            return plugged, seen, removed, added, now - start
+        if plugged != st["plugged"] or gone or new:
+            st.update(plugged=plugged, moved=now)
+            return False
+        return now - st["moved"] >= (quiet if size <= plugged <= size + 2 * MIB else 5 * quiet)
+    time.sleep(poll)
+    measure.wait_guest(vm, settled, timeout - poll, poll=poll)
+    return st["plugged"], st["seen"], st["removed"], st["added"], time.monotonic() - start
 
 
 def memmap_elsewhere(vm, ids):
     """Blocks of `ids` whose memmap is not on them (in boot memory)."""
-    return sum(1 for pages in guest.block_memmap(vm, ids).values() if pages == 0)
+    return sum(1 for pages in measure.block_memmap(vm, ids).values() if pages == 0)
 
 
 def boot_free(vm, reads=3):
@@ -451,7 +439,7 @@ def boot_free(vm, reads=3):
     the median of a few reads."""
     samples = []
     for _ in range(reads):
-        samples.append(guest.free_bytes(vm, movable=False))
+        samples.append(measure.free_bytes(vm, movable=False))
         time.sleep(0.2)
     return statistics.median(samples)
 
@@ -497,11 +485,12 @@ def churn(vm, res, name, base, ids, requests):
 
 @scenario("vmem-sbm-churn", "virtio-mem SBM, =1, online_movable: 100 requests of -2 MiB and "
                             "back around 4 MiB, 20 around 260 and 300 MiB: no block removed "
-                            "and re-added, no boot memory spent, each request met")
+                            "and re-added, no boot memory spent, each request met",
+          sizes={"*": {"requests": None}, "debug": {"requests": 10}})
 def sc_vmem_sbm_churn(ctx, res):
     name = "vmem-sbm-churn"
     with ctx.vm(name, VMEM_APPEND, virtio_mem=[{"id": "vm0", "size": "4G"}]) as vm:
-        bs = guest.block_size(vm)
+        bs = measure.block_size(vm)
         addr = vm.qmp.execute("qom-get", path="/machine/peripheral/vm0", property="memaddr")
         ids = set(range(addr // bs, (addr + 4 * GIB) // bs))
         # 4 MiB: the only block holds its memmap and one subblock, so no
@@ -510,5 +499,6 @@ def sc_vmem_sbm_churn(ctx, res):
         # a new block with its memmap in boot memory); 260 MiB: the same
         # last block behind two full ones; 300 MiB: a fuller last block
         for base, n in ((4 * MIB, CHURN_REQUESTS), (2 * bs + 4 * MIB, 20), (300 * MIB, 20)):
-            churn(vm, res, name, base, ids, 10 if ctx.debug_pass else n)
+            churn(vm, res, name, base, ids, n if ctx.size("requests") is None
+                  else ctx.size("requests"))
         check_console(res, name, vm)

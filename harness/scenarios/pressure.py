@@ -9,10 +9,10 @@ import subprocess
 import tempfile
 import time
 
-from . import guest, model
-from .guest import GIB, KIB, MIB
-from .scenarios import check_console, scenario, settled_meminfo
-from .vm import VMError
+from .. import measure, model
+from ..measure import GIB, KIB, MIB
+from ..vm import VMError
+from .base import check_console, scenario
 
 # files that the guest reads to fill its page cache: more than its memory
 PAGECACHE_FILES = 5
@@ -56,15 +56,21 @@ def fill_pagecache(vm):
     # kswapd may have reclaimed past the watermarks when the reader starts
     # (seen in a make test run: 16 MiB free): wait up to 30 s for the page
     # cache to fill memory again; the caller checks the state it got
-    deadline = time.monotonic() + 30
-    while True:
-        time.sleep(2)
-        info = guest.meminfo(vm)
-        zones = guest.zoneinfo(vm)
-        high = sum(z.get("high", 0) for (_, name), z in zones.items() if name != "Movable")
-        state = {"MemFree": info["MemFree"], "Cached": info["Cached"], "high": high * 4096}
-        if pagecache_full(state) or time.monotonic() > deadline:
-            return state
+    state = {}
+
+    def full():
+        info = measure.meminfo(vm)
+        state.update(MemFree=info["MemFree"], Cached=info["Cached"], high=high_watermarks(vm))
+        return pagecache_full(state)
+    time.sleep(2)
+    measure.wait_guest(vm, full, 28, poll=2)
+    return state
+
+
+def high_watermarks(vm):
+    """Bytes: the high watermarks of the kernel zones."""
+    zones = measure.zoneinfo(vm)
+    return sum(z.get("high", 0) for (_, name), z in zones.items() if name != "Movable") * 4096
 
 
 def pagecache_full(state):
@@ -80,28 +86,15 @@ def pagecache_state_ok(res, name, state):
                      f"high watermarks {state['high'] // KIB} KiB")
 
 
-def wait_online(vm, blocks, timeout=120):
-    """Wait until every block in `blocks` is online (memhp_default_state)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        states = guest.blocks(vm)
-        offline = [b for b in blocks if states.get(b, {}).get("state") != "online"]
-        if not offline:
-            return
-        if time.monotonic() > deadline:
-            raise VMError(f"{len(offline)} of {len(blocks)} blocks not online after {timeout}s")
-        time.sleep(0.5)
-
-
 def pagecache_dimm(vm, size):
     """Add a `size` pc-dimm and wait until all its blocks are online."""
-    bs = guest.block_size(vm)
-    before = guest.meminfo(vm)
-    b0 = guest.linked_blocks(vm)
-    guest.add_dimm(vm, "d0", size)
-    new = guest.wait_new_blocks(vm, b0, size // bs, timeout=120)
-    wait_online(vm, new)
-    gain = guest.meminfo(vm)["MemTotal"] - before["MemTotal"]
+    bs = measure.block_size(vm)
+    before = measure.meminfo(vm)
+    b0 = measure.linked_blocks(vm)
+    measure.add_dimm(vm, "d0", size)
+    new = measure.wait_new_blocks(vm, b0, size // bs, timeout=120)
+    measure.wait_online(vm, new)
+    gain = measure.meminfo(vm)["MemTotal"] - before["MemTotal"]
     if gain != size:
         raise VMError(f"MemTotal grew by {gain // KIB} KiB, not {size // KIB}")
     return f"added, {len(new)} blocks online, MemTotal +{gain // MIB} MiB"
@@ -109,10 +102,10 @@ def pagecache_dimm(vm, size):
 
 def pagecache_vmem(vm, size):
     """Grow the virtio-mem device by `size`; its blocks come online movable."""
-    before = guest.meminfo(vm)
-    guest.set_virtio_mem(vm, "vm0", size, timeout=180, stall=45)
+    before = measure.meminfo(vm)
+    measure.set_virtio_mem(vm, "vm0", size, timeout=180, stall=45)
     time.sleep(1)
-    gain = guest.meminfo(vm)["MemTotal"] - before["MemTotal"]
+    gain = measure.meminfo(vm)["MemTotal"] - before["MemTotal"]
     if gain != size:
         raise VMError(f"plugged, but MemTotal grew by {gain // KIB} KiB, not {size // KIB}")
     return f"plugged and online, MemTotal +{gain // MIB} MiB"
@@ -147,7 +140,8 @@ def pagecache_case(ctx, kernel, label, how, size, append, devices, name):
 
 @scenario("pagecache-add", "memmap_on_memory=0 while the page cache fills memory: a 128 MiB "
                            "and a 1 GiB pc-dimm and virtio-mem +1 GiB are added and onlined "
-                           "(the stock kernel, if given, in the same guests)")
+                           "(the stock kernel, if given, in the same guests)",
+          passes=("main", "debug", "nothp"))
 def sc_pagecache_add(ctx, res):
     name = "pagecache-add"
     for label, how, size, append, devices in PAGECACHE_CASES:
@@ -187,12 +181,10 @@ def fill_slab(vm, batch=100000, rounds=12):
     state = {}
     for r in range(rounds):
         vm.run(SLAB_FILL.replace("n$i", f"n{r}x$i").format(n=batch), timeout=600)
-        info = guest.meminfo(vm)
-        zones = guest.zoneinfo(vm)
-        high = sum(z.get("high", 0) for (_, name), z in zones.items() if name != "Movable")
+        info = measure.meminfo(vm)
         state = {"MemFree": info["MemFree"], "Slab": info["Slab"],
                  "SReclaimable": info["SReclaimable"], "Cached": info["Cached"],
-                 "high": high * 4096}
+                 "high": high_watermarks(vm)}
         if slab_full(state):
             break
     return state
@@ -228,7 +220,8 @@ def slab_state_text(state):
 
 @scenario("slab-add", "memmap_on_memory=0 while slab (negative dentries) fills memory: a "
                       "4 GiB pc-dimm, whose 64 MiB memmap fits only once the dentry cache "
-                      "shrinks, is added and onlined (the stock kernel, if given, too)")
+                      "shrinks, is added and onlined (the stock kernel, if given, too)",
+          passes=("main", "debug", "nothp"))
 def sc_slab_add(ctx, res):
     name = "slab-add"
     ok, what, state, vm = slab_case(ctx, ctx.kernel, name)
@@ -262,39 +255,31 @@ VMEM_KERNEL_CASES = (
 )
 
 
-def memmap_pages_of(vm, blocks):
-    """Pages that hold the memmap inside these blocks (patch 13's file)."""
-    if not blocks:
-        return 0
-    listing = " ".join(f"{guest.SYS_MEM}/memory{b}/memmap_on_memory_pages" for b in blocks)
-    out = vm.run(f"cat {listing} 2>/dev/null || true")
-    return sum(int(x) for x in out.split() if x.isdigit())
-
-
 def vmem_kernel_case(ctx, kernel, case, append, name):
     """Grow to VMEM_KERNEL_SIZE with the blocks onlined by the kernel's
     policy, ask for 0, and see how much comes back.  Returns a dict."""
     with ctx.vm(name, "memory_hotplug.memmap_on_memory=1 " + append, kernel=kernel,
                 virtio_mem=[{"id": "vm0", "size": "2G"}]) as vm:
-        base = settled_meminfo(vm, reads=1)
-        b0 = guest.linked_blocks(vm)
-        guest.set_virtio_mem(vm, "vm0", VMEM_KERNEL_SIZE, timeout=300, stall=60)
-        states = guest.blocks(vm)
+        base = measure.snapshot(vm)
+        b0 = measure.linked_blocks(vm)
+        measure.set_virtio_mem(vm, "vm0", VMEM_KERNEL_SIZE, timeout=300, stall=60)
+        states = measure.blocks(vm)
         zones = {}
         for b in states:
             if b not in b0:
                 z = states[b]["zones"][0] if states[b]["state"] == "online" else "offline"
                 zones[z] = zones.get(z, 0) + 1
-        guest.request_virtio_mem(vm, "vm0", 0)
-        plugged = guest.settle_virtio_mem(vm, "vm0", quiet=10)
-        info = guest.meminfo(vm)
-        left = sorted(guest.linked_blocks(vm) - set(b0))
-        inside = memmap_pages_of(vm, left) * 4096
+        measure.request_virtio_mem(vm, "vm0", 0)
+        plugged = measure.settle_virtio_mem(vm, "vm0", quiet=10)
+        info = measure.meminfo(vm)
+        left = sorted(measure.linked_blocks(vm) - set(b0))
+        # pages that hold the memmap inside these blocks (patch 13's file)
+        inside = sum(n or 0 for n in measure.block_memmap(vm, left).values()) * 4096
         shown = info["MemTotal"] - base["MemTotal"] + inside
         # what the blocks left still cost: their plugged memory, and the
         # memmap that the base keeps for them in boot memory (ours keeps
         # it inside the blocks, counted in the plugged size already)
-        kept = plugged + len(left) * model.memmap_bytes(guest.block_size(vm)) - inside
+        kept = plugged + len(left) * model.memmap_bytes(measure.block_size(vm)) - inside
         alive = vm.run("echo alive", check=False)[1].strip() == "alive"
         return {"zones": zones, "plugged": plugged, "left": len(left), "shown": shown,
                 "kept": kept, "share": 1 - kept / VMEM_KERNEL_SIZE, "alive": alive, "vm": vm}
@@ -317,8 +302,9 @@ def median_case(ctx, kernel, case, append, name, repeats):
 @scenario("vmem-kernel", "virtio-mem, =1, blocks onlined to kernel zones ('online', "
                          "auto-movable), BBM and SBM: grow to 2 GiB, ask for 0, compare "
                          "what comes back (with the stock kernel, if given)",
-          not_on_debug="its kernel-zone unplug depends on the pageblock size, not on what "
-                       "the debug kernel checks; it runs on main and nothp")
+          # its kernel-zone unplug depends on the pageblock size, not on
+          # what the debug kernel checks
+          passes=("main", "nothp"))
 def sc_vmem_kernel(ctx, res):
     name = "vmem-kernel"
     # which block a kernel allocation pins is chance: against the stock
@@ -375,7 +361,8 @@ def cma_case(ctx, kernel, append, name):
     area full of tmpfs pages; returns a dict of what happened."""
     with ctx.vm(name, f"{CMA_APPEND} {append}", kernel=kernel,
                 mem_mib=ctx.boot_mib(CMA_MEM_MIB)) as vm:
-        vm.run("grep -q ' /sys/kernel/debug ' /proc/mounts || mount -t debugfs none /sys/kernel/debug")
+        vm.run("grep -q ' /sys/kernel/debug ' /proc/mounts || "
+               "mount -t debugfs none /sys/kernel/debug")
         area = vm.run("ls -d /sys/kernel/debug/cma/*/ 2>/dev/null | head -n 1").strip().rstrip("/")
         out = {"area": area, "vm": vm}
         if not area:
@@ -384,14 +371,17 @@ def cma_case(ctx, kernel, append, name):
         out["count"] = int(vm.run(f"cat {area}/count").strip())
         vm.run("mkdir -p /cmafill && mount -t tmpfs -o size=100% cmafill /cmafill")
         for i in range(256):
-            info = guest.meminfo(vm)
+            info = measure.meminfo(vm)
             if (info.get("CmaFree", 0) < out["count"] * 4 * KIB // 2
                     or info["MemAvailable"] < (CMA_SPARE_MIB + CMA_CHUNK_MIB) * MIB):
                 break
             vm.run(f"dd if=/dev/urandom of=/cmafill/f{i} bs=1M count={CMA_CHUNK_MIB} "
                    f"2>/dev/null", timeout=120)
         vm.run("md5sum /cmafill/f* > /cmafill.md5", timeout=300)
-        out["cma_free_before"] = guest.meminfo(vm).get("CmaFree", 0)
+        info = measure.meminfo(vm)
+        out["cma_free_before"] = info.get("CmaFree", 0)
+        # what the migrations out of the area can go to (diagnostics)
+        out["available_before"] = info["MemAvailable"]
         t0 = time.monotonic()
         # single pages, then sizes that end inside a pageblock: every start
         # after the first is inside a pageblock
@@ -411,7 +401,8 @@ def cma_case(ctx, kernel, append, name):
 
 @scenario("cma", "cma_alloc() of single pages and odd sizes, ranges that start inside a "
                  "pageblock, from a CMA area full of tmpfs pages, with =0 and =1: all succeed "
-                 "and free (the stock kernel, if given, in the same guests)")
+                 "and free (the stock kernel, if given, in the same guests)",
+          passes=("main", "debug", "nothp", "kasan"))
 def sc_cma(ctx, res):
     want = CMA_ALLOCS + len(CMA_SIZES)
     want_pages = CMA_ALLOCS + sum(CMA_SIZES)
@@ -423,7 +414,8 @@ def sc_cma(ctx, res):
             continue
         res.check(f"{name}: the CMA area held tmpfs pages before the allocations",
                   r["cma_free_before"] < r["count"] * 4 * KIB,
-                  f"CmaFree {r['cma_free_before'] // KIB} KiB of {r['count'] * 4} KiB")
+                  f"CmaFree {r['cma_free_before'] // KIB} KiB of {r['count'] * 4} KiB, "
+                  f"MemAvailable {r['available_before'] // KIB} KiB")
         res.check(f"{name}: every cma_alloc() succeeds", r["ok"] == want,
                   f"{r['ok']} of {want}, {r['used']} pages used, {r['seconds']:.1f}s")
         res.check(f"{name}: the pages allocated are the pages asked for",

@@ -11,13 +11,12 @@ the stock kernel passes."""
 import os
 import shlex
 
-from . import guest, parsers
-from .guest import GIB, MIB
-from .report import markdown_table, update_readme, write
-from .scenarios import check_console, scenario
-from .vm import VMError
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from .. import measure, parsers
+from ..measure import GIB, MIB
+from ..report import markdown_table, update_readme, write
+from ..paths import ROOT
+from ..vm import VMError
+from .base import check_console, scenario
 # hot-added to node 1, offline: mem-on-off-test.sh's first step onlines
 # every offline block, so it onlines these (a guest that onlined them itself
 # made it print "SKIPPED - no hot-pluggable memory in offline state").  It
@@ -69,26 +68,28 @@ STRESS_SECS = 60
 def add_memory(vm):
     """Hot-add 1 GiB to node 1, left offline: returns (its blocks, all of
     them offline, what was seen, MemTotal before)."""
-    bs = guest.block_size(vm)
-    before = guest.meminfo(vm)["MemTotal"]
-    b0 = guest.linked_blocks(vm)
-    guest.add_dimm(vm, "d0", PEERS_SIZE, node=1)
-    new = guest.wait_new_blocks(vm, b0, PEERS_SIZE // bs, timeout=120)
-    states = guest.blocks(vm)
+    bs = measure.block_size(vm)
+    before = measure.meminfo(vm)["MemTotal"]
+    b0 = measure.linked_blocks(vm)
+    measure.add_dimm(vm, "d0", PEERS_SIZE, node=1)
+    new = measure.wait_new_blocks(vm, b0, PEERS_SIZE // bs, timeout=120)
+    states = measure.blocks(vm)
     offline = sum(1 for b in new if states[b]["state"] == "offline")
     return new, offline == len(new), f"{offline} of {len(new)} blocks offline", before
 
 
-def onlined(vm, new, before):
-    """After mem-on-off-test.sh: (every new block online in ZONE_NORMAL and
-    hosting its memmap, what was seen)."""
-    states = guest.blocks(vm)
+def onlined(vm, new, before, hosting):
+    """After mem-on-off-test.sh: (every new block online in ZONE_NORMAL,
+    hosting its memmap if `hosting` and else not, what was seen)."""
+    states = measure.blocks(vm)
     normal = sum(1 for b in new if states[b]["state"] == "online"
                  and states[b]["zones"] == ["Normal"])
-    gain = guest.meminfo(vm)["MemTotal"] - before
+    gain = measure.meminfo(vm)["MemTotal"] - before
     # a self-hosted memmap is 1/64 of the block: MemTotal grows by the rest
-    return (normal == len(new) and gain == PEERS_SIZE - PEERS_SIZE // 64,
-            f"{normal} of {len(new)} blocks online in Normal, MemTotal +{gain // MIB} MiB")
+    want = PEERS_SIZE - PEERS_SIZE // 64 if hosting else PEERS_SIZE
+    return (normal == len(new) and gain == want,
+            f"{normal} of {len(new)} blocks online in Normal, MemTotal +{gain // MIB} MiB "
+            f"(want +{want // MIB})")
 
 
 def run_bounded(vm, cmd, secs, name):
@@ -169,8 +170,10 @@ def save(vm, name, text):
         f.write(text)
 
 
-def one_kernel(ctx, res, name, kernel, hugetlb):
-    """Boot, add, run the suites; returns {test: (status, detail)} or None."""
+def one_kernel(ctx, res, name, kernel, hugetlb, hosting=True):
+    """Boot, add, run the suites; returns {test: (status, detail)} or None.
+    `hosting`: whether this kernel puts the memmap on the added memory
+    (the base does not where pageblocks are larger than the memmap)."""
     vm = ctx.vm(name, "memory_hotplug.memmap_on_memory=1 memhp_default_state=offline",
                 kernel=kernel, initrd=ctx.peers_initrd, mem_mib=PEERS_BOOT_MIB, numa_nodes=2,
                 smp=PEERS_CPUS)
@@ -179,9 +182,10 @@ def one_kernel(ctx, res, name, kernel, hugetlb):
             new, offline, what, before = add_memory(vm)
             res.check(f"{name}: 1 GiB hot-added to node 1, offline", offline, what)
             first = mem_on_off(vm)
-            ok, what = onlined(vm, new, before)
-            res.check(f"{name}: mem-on-off-test.sh onlined it to ZONE_NORMAL, hosting its "
-                      "memmap", ok, what)
+            ok, what = onlined(vm, new, before, hosting)
+            res.check(f"{name}: mem-on-off-test.sh onlined it to ZONE_NORMAL, "
+                      + ("hosting its memmap" if hosting else "its memmap in boot memory"),
+                      ok, what)
             got = run_suites(vm, hugetlb, first)
             check_console(res, name, vm)
             return got
@@ -193,9 +197,9 @@ def one_kernel(ctx, res, name, kernel, hugetlb):
 @scenario("peers", "suites written by others on 1 GiB hot-added with its memmap on it: "
                    "mem-on-off-test.sh, the mm selftests (hugetlb, compaction, migration, "
                    "memory failure), stress-ng --memhotplug; against stock in make test-full",
-          not_on_debug="the main and nothp kernels run the peer suites")
+          passes=("main", "nothp"))
 def sc_peers(ctx, res):
-    hugetlb = ctx.label != "nothp"
+    hugetlb = ctx.pass_.hugetlb
     if not os.path.exists(ctx.peers_initrd):
         res.fail("peers: the peer-suite initramfs", f"missing {ctx.peers_initrd}; run "
                  "'make initramfs'")
@@ -203,8 +207,8 @@ def sc_peers(ctx, res):
     ours = one_kernel(ctx, res, "peers", ctx.kernel, hugetlb)
     if ours is None:
         return
-    stock = one_kernel(ctx, res, "peers-stock", ctx.stock_kernel, hugetlb) \
-        if ctx.stock_kernel else None
+    stock = one_kernel(ctx, res, "peers-stock", ctx.stock_kernel, hugetlb,
+                       ctx.pass_.base_hosts_memmap) if ctx.stock_kernel else None
     for test, (status, detail) in sorted(ours.items()):
         res.record(f"peers: {test}", status, detail)
         if stock is not None:

@@ -4,38 +4,17 @@ everything, and succeed when tried again.  Needs the debug kernel
 
 import time
 
-from . import guest, model
-from .guest import GIB, KIB, MIB
-from .parsers import parse_zoneinfo
-from .vm import VMError
-from .scenarios import check_console, free_compared, quarantine_skip, scenario
+from .. import measure, model, parsers
+from ..measure import GIB, KIB, MIB
+from ..vm import VMError, dimm_base
+from .base import check_console, free_compared, quarantine_skip, scenario
 
 FAIL_PAGE_ALLOC = "/sys/kernel/debug/fail_page_alloc"
-COLD_DIMM_ADDR = 4 << 30     # where QEMU puts the first DIMM of a small q35 guest
-SNAP_CMD = ("echo 1 >/proc/sys/vm/stat_refresh; grep MemTotal /proc/meminfo; "
-            "echo @zones; cat /proc/zoneinfo; echo @blocks; " + guest.PRESENT_CMD +
-            "; echo @iomem; grep -i 'system ram' /proc/iomem; true")
-
-
-def quick_snapshot(vm):
-    """What a failed add must leave as it was, in one guest command:
-    MemTotal, free pages (with the per-CPU lists), the blocks that exist,
-    the System RAM lines of /proc/iomem (without blank lines the agent may
-    pass on)."""
-    out = vm.run(SNAP_CMD)
-    head, rest = out.split("@zones", 1)
-    zones_txt, rest = rest.split("@blocks", 1)
-    blocks_txt, iomem_txt = rest.split("@iomem", 1)
-    zones = parse_zoneinfo(zones_txt)
-    return {"exact_free": vm.exact_free,
-            "MemTotal": int(head.split()[1]) * KIB,
-            "Free": sum(z.get("free", 0) + z["pcp"] for z in zones.values()) * 4096,
-            "blocks": sorted(int(x) for x in blocks_txt.split()),
-            "iomem": sorted(line.strip() for line in iomem_txt.splitlines() if line.strip())}
+COLD_DIMM_ADDR = dimm_base(256)
 
 
 def rolled_back(vm):
-    """What differences() compares, for a check's name."""
+    """What measure.differences() compares, for a check's name."""
     return ("MemTotal, free memory within 256 KiB, blocks, /proc/iomem" if vm.exact_free
             else "MemTotal, blocks, /proc/iomem")
 
@@ -45,23 +24,12 @@ def free_skip(res, vm, name):
     free_compared(res, vm, f"{name}: free memory within 256 KiB after each failure")
 
 
-def differences(before, now):
-    out = [k for k in ("MemTotal", "blocks") if before[k] != now[k]]
-    if before["iomem"] != now["iomem"]:
-        gone = set(before["iomem"]) - set(now["iomem"])
-        new = set(now["iomem"]) - set(before["iomem"])
-        out.append(f"/proc/iomem lost {sorted(gone)}, gained {sorted(new)}")
-    if before["exact_free"] and abs(before["Free"] - now["Free"]) > 256 * KIB:
-        out.append(f"free memory {(now['Free'] - before['Free']) // KIB:+d} KiB")
-    return out
-
-
 def probe_failing_nth(vm, addr, nth):
     """Probe `addr` from a shell whose nth failable allocation fails (only
     allocations that cannot sleep count).  Returns (added, injected, error)."""
     out = vm.run(
         f"echo {nth} > /proc/thread-self/fail-nth; "
-        f"if echo {addr:#x} > {guest.SYS_MEM}/probe 2>/tmp/probe.err; then rc=0; else rc=1; fi; "
+        f"if echo {addr:#x} > {measure.SYS_MEM}/probe 2>/tmp/probe.err; then rc=0; else rc=1; fi; "
         "read left < /proc/thread-self/fail-nth; echo 0 > /proc/thread-self/fail-nth; "
         'echo "rc=$rc left=$left"; cat /tmp/probe.err')
     lines = out.strip().splitlines()
@@ -78,15 +46,15 @@ def pgtable_fail_probe(ctx, res, name, direct_map, max_nth):
     append = (f"acpi_no_memhotplug {direct_map} memory_hotplug.memmap_on_memory=1 "
               "memhp_default_state=offline")
     gibs = 16
-    with ctx.vm(name, append, kernel=ctx.debug_kernel, slots=2, maxmem_gib=32,
+    with ctx.vm(name, append, slots=2, maxmem_gib=32,
                 dimms=[{"id": "cold", "size": gibs * GIB}]) as vm:
         addr = vm.qmp.execute("query-memory-devices")[0]["data"]["addr"]
         if addr != COLD_DIMM_ADDR:
             res.fail(f"{name}: DIMM where expected", f"at {addr:#x}")
             return
-        bs = guest.block_size(vm)
+        bs = measure.block_size(vm)
         vm.run(f"echo 0 > {FAIL_PAGE_ALLOC}/min-order; echo Y > {FAIL_PAGE_ALLOC}/ignore-gfp-wait")
-        before = quick_snapshot(vm)
+        before = measure.snapshot(vm)
         failed, tolerated, bad, g, trace = 0, 0, [], 0, []
         added = injected = False
         for nth in range(1, max_nth + 1):
@@ -102,7 +70,7 @@ def pgtable_fail_probe(ctx, res, name, direct_map, max_nth):
                 if not injected:
                     break
                 g += 1
-                before = quick_snapshot(vm)
+                before = measure.snapshot(vm)
                 continue
             if not injected:
                 bad.append(f"#{nth}: failed without an injected failure: {err}")
@@ -110,7 +78,7 @@ def pgtable_fail_probe(ctx, res, name, direct_map, max_nth):
             failed += 1
             if "Cannot allocate memory" not in err:
                 bad.append(f"#{nth}: error '{err}'")
-            diff = differences(before, quick_snapshot(vm))
+            diff = measure.differences(before, measure.snapshot(vm))
             if diff:
                 bad.append(f"#{nth}: not rolled back: {', '.join(diff)}")
         reached = failed + tolerated
@@ -122,13 +90,13 @@ def pgtable_fail_probe(ctx, res, name, direct_map, max_nth):
                   "; ".join(bad[:3]) or f"{failed} failures, all rolled back")
         block = (addr + g * GIB) // bs
         res.check(f"{name}: the add succeeds once nothing is injected",
-                  added and not injected and block in guest.linked_blocks(vm),
+                  added and not injected and block in measure.linked_blocks(vm),
                   f"GiB {g} after {reached} injections")
         if added and not injected:
-            pages = int(vm.run(f"cat {guest.SYS_MEM}/memory{block}/memmap_on_memory_pages"))
-            t0 = guest.meminfo(vm)["MemTotal"]
-            guest.set_blocks_state(vm, [block], "online_movable")
-            gain = guest.meminfo(vm)["MemTotal"] - t0
+            pages = int(vm.run(f"cat {measure.SYS_MEM}/memory{block}/memmap_on_memory_pages"))
+            t0 = measure.meminfo(vm)["MemTotal"]
+            measure.set_blocks_state(vm, [block], "online_movable")
+            gain = measure.meminfo(vm)["MemTotal"] - t0
             res.check(f"{name}: the block then onlines with its memmap on it",
                       pages == model.memmap_pages(bs) and gain == bs - pages * 4096,
                       f"memmap_on_memory_pages {pages}, MemTotal {gain // KIB:+d} KiB")
@@ -154,8 +122,7 @@ def pgtable_fail_count(ctx, res, name, direct_map, caller):
     one and roll back: a walk that goes on maps the next GiB (and allocates
     for it) before the undo."""
     append = f"{direct_map} memory_hotplug.memmap_on_memory=0 memhp_default_state=offline"
-    with ctx.vm(f"{name}-count", append, kernel=ctx.debug_kernel, slots=2,
-                maxmem_gib=32) as vm:
+    with ctx.vm(f"{name}-count", append, slots=2, maxmem_gib=32) as vm:
         start, end = function_range(vm, caller)
         f = FAIL_PAGE_ALLOC
         vm.run("; ".join([
@@ -164,21 +131,18 @@ def pgtable_fail_count(ctx, res, name, direct_map, caller):
             f"echo 1 > {f}/interval", f"echo {start:#x} > {f}/require-start",
             f"echo {end:#x} > {f}/require-end", f"echo 32 > {f}/stacktrace-depth",
             f"echo {PGTABLE_BUDGET} > {f}/times", f"echo 100 > {f}/probability"]))
-        before = quick_snapshot(vm)
+        before = measure.snapshot(vm)
         con0 = vm.begin_step()
-        guest.add_dimm(vm, "big", 4 * GIB)
-        deadline = time.monotonic() + 60
-        while (time.monotonic() < deadline and
-               not any(m in vm.console(con0) for m in guest.ADD_FAILED)):
-            time.sleep(0.5)
+        measure.add_dimm(vm, "big", 4 * GIB)
+        said = measure.wait_guest(vm, lambda: parsers.add_failure(vm.console(con0), "dimm"),
+                                  60)
         left = int(vm.run(f"echo 0 > {f}/probability; cat {f}/times"))
         failed = PGTABLE_BUDGET - left
-        said = [m for m in guest.ADD_FAILED if m in vm.console(con0)]
         res.check(f"{name}: a 4 GiB add stops at the first page table that cannot "
                   "be allocated", failed == 1 and bool(said),
                   f"{failed} page-table allocations from {caller}() failed, "
                   f"guest said {said or 'nothing'}")
-        diff = differences(before, quick_snapshot(vm))
+        diff = measure.differences(before, measure.snapshot(vm))
         res.check(f"{name}: the failed 4 GiB add left nothing behind ({rolled_back(vm)})",
                   not diff, ", ".join(diff) or "as before")
         free_skip(res, vm, f"{name}-count")
@@ -188,7 +152,7 @@ def pgtable_fail_count(ctx, res, name, direct_map, caller):
 @scenario("pgtable-fail", "x86 direct-map page tables cannot be allocated during hot-add, "
                           "with 2 MiB (nogbpages) and 4 KiB (debug_pagealloc=on) direct maps: "
                           "-ENOMEM at the first failure, full rollback, a later add succeeds",
-          debug_only=True,
+          passes=("debug", "kasan"),
           skips=[quarantine_skip(f"pgtable-fail-{d.split('=')[0]}{c}: free memory within 256 "
                                  "KiB after each failure")
                  for d, _, _ in DIRECT_MAPS for c in ("", "-count")])
@@ -212,7 +176,6 @@ def sc_pgtable_fail(ctx, res):
 FAILSLAB = "/sys/kernel/debug/failslab"
 SWEEP_ANCHOR = "add_memory_resource"
 SWEEP_MAX = 300
-VMEM_FAILED = ("adding memory failed", "marking device broken")
 
 ARM_CMD = ("for t in /proc/[0-9]*/task/[0-9]*; do read c < $t/comm 2>/dev/null || continue; "
            "case $c in kworker*) echo {n} > $t/fail-nth 2>/dev/null && echo ${{t##*/}};; esac; "
@@ -253,16 +216,16 @@ class Sweep:
     def __init__(self, vm, size):
         self.vm = vm
         self.size = size
-        self.bs = guest.block_size(vm)
+        self.bs = measure.block_size(vm)
         self.unlinked = 0   # absorbed adds whose blocks have no node link
-        self.base = quick_snapshot(vm)
+        self.base = measure.snapshot(vm)
         # one add without injection first: what the first add of a boot
         # allocates for good (caches, the driver's bitmaps) is not a leak
         outcome, said = self.start()(vm.begin_step())
         if outcome != "added":
             raise VMError(f"the add without injection did not succeed: {outcome} {said}")
         self.undo(outcome)
-        self.base = quick_snapshot(vm)
+        self.base = measure.snapshot(vm)
         # and one failed add: the first failure of a boot grows slab caches
         # for good (measured with virtio-mem: +308 KiB SUnreclaim once, then
         # nothing over repeated failures at the same or other points)
@@ -277,23 +240,19 @@ class Sweep:
         out = self.vm.run(DISARM_CMD.format(tids=" ".join(tids)))
         return {t: int(v) for t, v in (line.split() for line in out.splitlines() if line.strip())}
 
-    def wait(self, con0, markers, done, timeout=90):
-        """Until done() holds on two polls a second apart (the add has
+    def wait(self, con0, done, timeout=90):
+        """Until done() holds on two looks a second apart (the add has
         finished: its last steps leave no other trace) or the console says
-        the add failed."""
-        deadline = time.monotonic() + timeout
-        held = 0
-        while True:
-            held = held + 1 if done() else 0
-            if held == 2:
-                return "added", ""
-            said = [line.strip() for line in self.vm.console(con0).splitlines()
-                    if any(m in line for m in markers)]
-            if said:
-                return "failed", said[0]
-            if time.monotonic() > deadline:
-                return "stuck", f"neither added nor failed after {timeout}s"
-            time.sleep(1 if held else 0.3)
+        the add through this path failed."""
+        def look():
+            if done():
+                time.sleep(1)
+                if done():
+                    return "added", ""
+            said = parsers.add_failure(self.vm.console(con0), self.path)
+            return ("failed", said) if said else None
+        return (measure.wait_guest(self.vm, look, timeout, poll=0.3)
+                or ("stuck", f"neither added nor failed after {timeout}s"))
 
     def attempt(self, n):
         """Returns (outcome, used, problems): outcome 'added' / 'failed' /
@@ -308,84 +267,81 @@ class Sweep:
         used = n - ran[0] if ran else None
         problems = []
         if outcome == "added":
-            new = guest.present_blocks(self.vm) - set(before["blocks"])
-            self.unlinked += bool(new - guest.linked_blocks(self.vm))
+            new = measure.present_blocks(self.vm) - set(before["blocks"])
+            self.unlinked += bool(new - measure.linked_blocks(self.vm))
         if outcome == "failed":
             problems += self.failed_state(before, said)
         elif outcome == "stuck":
             problems.append(said)
         self.undo(outcome)
-        now = quick_snapshot(self.vm)
-        diff = differences(before, now)
+        now = measure.snapshot(self.vm)
+        diff = measure.differences(before, now)
         if diff:
             problems.append("after cleanup: " + ", ".join(diff))
         self.base = now
         return outcome, used, problems
 
+    def wait_blocks_back(self, what):
+        measure.wait_guest(self.vm, lambda: measure.present_blocks(self.vm) ==
+                           set(self.base["blocks"]), 60, what=what, poll=0.3)
+
     def failed_state(self, before, said):
-        now = quick_snapshot(self.vm)
+        now = measure.snapshot(self.vm)
         return [f"not rolled back ({said}): " + ", ".join(d)
-                for d in [differences(before, now)] if d]
+                for d in [measure.differences(before, now)] if d]
 
 
 class DimmSweep(Sweep):
     dev = "fi"
+    path = "dimm"
 
     def start(self):
         b0 = set(self.base["blocks"])
         want = self.size // self.bs
-        guest.add_dimm(self.vm, self.dev, self.size)
-        return lambda con0: self.wait(con0, guest.ADD_FAILED, lambda: self.bound(b0, want))
+        measure.add_dimm(self.vm, self.dev, self.size)
+        return lambda con0: self.wait(con0, lambda: self.bound(b0, want))
 
     def bound(self, b0, want):
         """The ACPI memory handler binds the blocks to the DIMM's ACPI
         device (memoryN/firmware_node) once the add returned success."""
-        new = guest.present_blocks(self.vm) - b0
+        new = measure.present_blocks(self.vm) - b0
         return len(new) >= want and self.vm.run(
-            "; ".join(f"[ -e {guest.SYS_MEM}/memory{b}/firmware_node ]" for b in new),
+            "; ".join(f"[ -e {measure.SYS_MEM}/memory{b}/firmware_node ]" for b in new),
             check=False)[0] == 0
 
     def undo(self, outcome):
-        guest.remove_dimm(self.vm, self.dev, timeout=60)
-        deadline = time.monotonic() + 60
-        while guest.present_blocks(self.vm) != set(self.base["blocks"]):
-            if time.monotonic() > deadline:
-                raise VMError("blocks of the removed DIMM are still there after 60s")
-            time.sleep(0.3)
+        measure.remove_dimm(self.vm, self.dev, timeout=60)
+        self.wait_blocks_back("blocks of the removed DIMM are still there after 60s")
 
 
 class VmemSweep(Sweep):
     dev = "vm0"
+    path = "vmem"
 
     def start(self):
         want = self.size // self.bs
         b0 = set(self.base["blocks"])
-        guest.request_virtio_mem(self.vm, self.dev, self.size)
+        measure.request_virtio_mem(self.vm, self.dev, self.size)
         return lambda con0: self.wait(
-            con0, VMEM_FAILED,
-            lambda: guest.virtio_mem_size(self.vm, self.dev) == self.size and
-            len(guest.present_blocks(self.vm) - b0) >= want)
+            con0,
+            lambda: measure.virtio_mem_size(self.vm, self.dev) == self.size and
+            len(measure.present_blocks(self.vm) - b0) >= want)
 
     def failed_state(self, before, said):
         problems = super().failed_state(before, said)
         if "broken" in said:
             problems.append(f"the driver gave up on the device: {said}")
-        deadline = time.monotonic() + 10
-        while (plugged := guest.virtio_mem_size(self.vm, self.dev)) and \
-                time.monotonic() < deadline:
-            time.sleep(0.3)
+        measure.wait_guest(self.vm, lambda: not measure.virtio_mem_size(self.vm, self.dev), 10,
+                           poll=0.3)
+        plugged = measure.virtio_mem_size(self.vm, self.dev)
         if plugged:
             problems.append(f"device still has {plugged >> 20} MiB plugged")
         return problems
 
     def undo(self, outcome):
         # asking for 0 also cancels the driver's retry timer
-        guest.set_virtio_mem(self.vm, self.dev, 0, timeout=90, stall=30)
-        deadline = time.monotonic() + 60
-        while guest.present_blocks(self.vm) != set(self.base["blocks"]):
-            if time.monotonic() > deadline:
-                raise VMError("virtio-mem blocks still there after unplugging to 0")
-            time.sleep(0.3)
+        measure.set_virtio_mem(self.vm, self.dev, 0, timeout=90, stall=30)
+        self.wait_blocks_back("virtio-mem blocks still there after unplugging to 0")
 
 
 def sweep(res, name, sw):
@@ -433,7 +389,7 @@ def sweep(res, name, sw):
 
 @scenario("fault-sweep", "fault injection over pc-dimm and virtio-mem hot-add, memmap on "
                          "memory on and off: the N-th allocation of the add fails, N = 1, 2, ...",
-          debug_only=True,
+          passes=("debug", "kasan"),
           skips=[quarantine_skip(f"fault-sweep/{p}-mode{m}: free memory within 256 KiB after "
                                  "each failure") for m in "10" for p in ("dimm", "vmem")])
 def sc_fault_sweep(ctx, res):
@@ -444,7 +400,7 @@ def sc_fault_sweep(ctx, res):
         for path in ("dimm", "vmem"):
             sub = f"{name}/{path}-mode{mode}"
             kw = {"virtio_mem": [{"id": "vm0", "size": "4G"}]} if path == "vmem" else {}
-            with ctx.vm(sub.replace("/", "-"), append, kernel=ctx.debug_kernel, **kw) as vm:
+            with ctx.vm(sub.replace("/", "-"), append, **kw) as vm:
                 start, end = function_range(vm, SWEEP_ANCHOR)
                 target_allocations(vm, start, end)
                 sw = (DimmSweep(vm, 2 * 128 * MIB) if path == "dimm"

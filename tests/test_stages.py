@@ -1,0 +1,317 @@
+"""The stages and the records: which scenario runs on which pass, the
+results file, the manifest, re-judging a saved console, the interactive
+shell, the one wait helper and the marker table (no guest)."""
+
+import io
+import json
+import os
+import re
+import tempfile
+import time
+import unittest
+from unittest import mock
+
+from harness import __main__ as cli, measure, parsers, stages, wait
+from harness.passes import KERNELS, PASSES, TEST_PASSES, kernel_image
+from harness.results import Results
+from harness.scenarios import SCENARIOS, Scenario, base
+from harness.paths import ROOT, shell_line
+from harness.vm import VM, VMError, dimm_base
+from tests.test_parsers import sample
+
+SAMPLES = os.path.join(ROOT, "tests", "samples")
+
+
+def quiet():
+    return Results(out=io.StringIO())
+
+
+class PlanTest(unittest.TestCase):
+    def args(self, *argv):
+        return cli.parser().parse_args(["test", *argv])
+
+    def test_every_scenario_on_its_declared_passes(self):
+        todo, why = cli.checked_plan(self.args("--passes", "main,debug,nothp,kasan"))
+        self.assertIsNone(why)
+        for name, sc in SCENARIOS.items():
+            self.assertEqual({p for p, names in todo.items() if name in names}, set(sc.passes))
+
+    def test_the_old_lists_in_one_place(self):
+        # what NOTHP_SCENARIOS, KASAN_SCENARIOS and the debug flags said
+        todo, _ = cli.checked_plan(self.args("--passes", "main,debug,nothp,kasan"))
+        self.assertEqual(todo["kasan"], ["admin", "pgtable-fail", "fault-sweep", "cma", "soak",
+                                         "cycles", "bad-input"])
+        self.assertEqual(todo["nothp"], ["dimm-mode1", "dimm-force", "big-mode1", "kunit",
+                                         "kselftest", "admin", "pagecache-add", "slab-add",
+                                         "vmem-kernel", "cma", "cycles", "busy-offline",
+                                         "peers"])
+        self.assertNotIn("soak", todo["main"])
+        self.assertIn("soak", todo["debug"])
+        self.assertNotIn("kunit-tool", todo["debug"])
+
+    def test_a_scenario_named_for_a_pass_it_does_not_run_on_is_an_error(self):
+        todo, why = cli.checked_plan(self.args("--passes", "main", "soak"))
+        self.assertIsNone(todo)
+        self.assertIn("soak runs on debug, kasan, not on main", why)
+
+    def test_bad_passes_and_names_are_errors(self):
+        for argv, text in ((("--passes", "mian"), "give some of"),
+                           (("bogus",), "unknown scenario bogus"),
+                           (("--soak-cycles", "1"), "give 2 or more")):
+            todo, why = cli.checked_plan(self.args(*argv))
+            self.assertIsNone(todo)
+            self.assertIn(text, why)
+
+    def test_only_the_kernels_the_plan_needs(self):
+        todo, _ = cli.checked_plan(self.args("--passes", "main,debug", "soak"))
+        self.assertEqual(stages.kernels_needed(todo, stock=False), ["debug"])
+        todo, _ = cli.checked_plan(self.args("--passes", "main,nothp", "admin"))
+        self.assertEqual(stages.kernels_needed(todo, stock=True),
+                         ["main", "stock", "nothp", "stock-nothp"])
+
+    def test_make_test_passes_and_kernels_exist_in_the_tables(self):
+        self.assertEqual(TEST_PASSES, ("main", "debug", "nothp"))
+        for p in PASSES.values():
+            self.assertIn(p.kernel, KERNELS)
+            self.assertIn(p.stock or p.kernel, KERNELS)
+        self.assertTrue(kernel_image("nothp").endswith("build/out/nothp/arch/x86/boot/bzImage"))
+
+    def test_sizes_per_pass(self):
+        from harness.scenarios import Context
+        ctx = Context("debug", "/nonexistent")
+        ctx.enter(SCENARIOS["big-mode0"])
+        self.assertEqual(ctx.size("tries"), 3)
+        ctx = Context("main", "/nonexistent")
+        ctx.enter(SCENARIOS["big-mode0"])
+        self.assertEqual(ctx.size("tries"), 10)
+        ctx = Context("debug", "/nonexistent")
+        ctx.enter(SCENARIOS["vmem-bbm"])
+        self.assertTrue(ctx.declared_skip("vmem-bbm: unplug while busy"))
+        ctx = Context("main", "/nonexistent")
+        ctx.enter(SCENARIOS["vmem-bbm"])
+        self.assertIsNone(ctx.declared_skip("vmem-bbm: unplug while busy"))
+
+
+class RecordsTest(unittest.TestCase):
+    def test_results_json_has_every_check(self):
+        res = quiet()
+        res.start("dimm-mode1", "main")
+        res.check("dimm-mode1: ok", True, "fine")
+        res.start("dimm-mode1", "debug")
+        res.check("dimm-mode1: ok", False, "not")
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "runs", "results.json")
+            res.write_json(path)
+            with open(path) as f:
+                doc = json.load(f)
+        self.assertEqual(doc["closing_line"], "1 passed, 1 failed")
+        self.assertEqual([(c["name"], c["verdict"], c["pass"]) for c in doc["checks"]],
+                         [("dimm-mode1: ok", "pass", "main"),
+                          ("debug: dimm-mode1: ok", "fail", "debug")])
+        self.assertTrue(all(isinstance(c["seconds"], float) for c in doc["checks"]))
+
+    def test_command_lines_paste_into_a_shell_without_machine_paths(self):
+        line = shell_line(["qemu", "-append", "a b", os.path.join(ROOT, "build", "x y")])
+        self.assertEqual(line, "qemu -append 'a b' 'build/x y'")
+        vm = VM("t", os.path.join(ROOT, "build", "bzImage"), "initrd", os.path.join(ROOT, "r"))
+        self.assertNotIn(ROOT, shell_line(vm.command_line()))
+
+    def test_manifest(self):
+        with tempfile.TemporaryDirectory() as d:
+            doc = stages.manifest(d, ["python3", "-m", "harness", "test", "--passes", "main"],
+                                  ["main"])
+            with open(os.path.join(d, "manifest.json")) as f:
+                self.assertEqual(json.load(f), doc)
+        self.assertEqual(doc["command"], "python3 -m harness test --passes main")
+        self.assertEqual(doc["kernels"]["main"]["image"], "build/out/main/arch/x86/boot/bzImage")
+        for key in ("git_head", "series_digest", "qemu", "images", "started"):
+            self.assertIn(key, doc)
+        self.assertNotIn(ROOT, json.dumps(doc))
+
+    def test_committed_results_hold_no_machine_path(self):
+        # this checkout's path, or any absolute path into a build folder
+        rx = re.compile(re.escape(ROOT) + r"|/[^\s\"'`(]*/build/(?:out|runs|guest|linux)/")
+        files = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(ROOT, "results"))
+                 for f in fs if f.endswith((".json", ".md", ".jsonl"))]
+        bad = []
+        for path in files + [os.path.join(ROOT, "README.md")]:
+            with open(path) as fh:
+                m = rx.search(fh.read())
+            if m:
+                bad.append(f"{os.path.relpath(path, ROOT)}: {m.group(0)}")
+        self.assertEqual(bad, [])
+
+
+class ParseStageTest(unittest.TestCase):
+    def test_a_recorded_kunit_console(self):
+        res = quiet()
+        r = stages.parse([os.path.join(SAMPLES, "console-kunit.log")], res)
+        self.assertTrue(r.ok, r)
+        names = [i["name"] for i in res.items]
+        self.assertTrue(any("KTAP list-kunit-test" in n for n in names), names)
+        self.assertTrue(any("no oops" in n for n in names))
+
+    def test_a_splat_fails(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "console.log")
+            with open(path, "w") as f:
+                f.write(sample("splats.log"))
+            res = quiet()
+            r = stages.parse([path], res)
+        self.assertFalse(r.ok)
+        self.assertEqual(res.count("fail"), 1)
+
+    def test_a_missing_file_fails(self):
+        res = quiet()
+        self.assertFalse(stages.parse(["/nonexistent/console.log"], res).ok)
+
+
+class FakeVM:
+    name = "fake"
+    console_path = "/nonexistent/console.log"
+
+    def __init__(self):
+        self.scripts = []
+        self.qmp = self
+
+    def command_line(self):
+        return ["qemu-system-x86_64", "-m", "256M"]
+
+    def run(self, script, timeout=120, check=True):
+        self.scripts.append(script)
+        return (0 if "true" in script else 1), "out\n"
+
+    def execute(self, cmd, **args):
+        if cmd == "fail":
+            raise parsers.QMPError("GenericError", "no")
+        return {"cmd": cmd, "args": args}
+
+
+class ShellTest(unittest.TestCase):
+    def test_lines_go_to_the_guest_and_qmp(self):
+        vm, out = FakeVM(), io.StringIO()
+        stages.interact(vm, io.StringIO('true\nfalse\nqmp query-x {"a": 1}\nqmp fail\n'
+                                        'exit\nnot reached\n'), out)
+        text = out.getvalue()
+        self.assertEqual(len(vm.scripts), 2)
+        self.assertIn("\ntrue\n", vm.scripts[0])
+        self.assertIn("/tmp/.shell-cwd", vm.scripts[0])
+        self.assertIn("[exit 1]", text)
+        self.assertIn('"a": 1', text)
+        self.assertIn("QMPError", text)
+        self.assertIn("qemu-system-x86_64 -m 256M", text)
+
+    def test_end_of_input_ends_it(self):
+        vm = FakeVM()
+        stages.interact(vm, io.StringIO(""), io.StringIO())
+        self.assertEqual(vm.scripts, [])
+
+
+class ShellStageTest(unittest.TestCase):
+    """harness shell: the scenario runs up to the guest asked for, the shell
+    runs on it, the guest is stopped (VM.__exit__ does not run when
+    __enter__ raises), and the scenario goes no further."""
+
+    def run_shell(self, guest):
+        events = []
+
+        class FakeVM:
+            def __init__(self, name, *args, **kw):
+                self.name = name
+
+            def start(self):
+                events.append(f"start {self.name}")
+                return self
+
+            def stop(self):
+                events.append(f"stop {self.name}")
+
+            def __enter__(self):
+                return self.start()
+
+            def __exit__(self, *exc):
+                self.stop()
+
+        def fn(ctx, res):
+            for i in (1, 2):
+                with ctx.vm(f"g{i}"):
+                    events.append(f"work {i}")
+            events.append("after")
+        fake = Scenario("fake", "a fake", fn, ("main",), {}, ())
+        shell = mock.patch.object(stages, "interact",
+                                  lambda vm: events.append(f"shell {vm.name}"))
+        with tempfile.TemporaryDirectory() as d, mock.patch.object(base, "VM", FakeVM), \
+                shell, mock.patch.dict(SCENARIOS, {"fake": fake}):
+            r = stages.shell("fake", "main", d, guest=guest)
+        return r, events
+
+    def test_second_guest(self):
+        r, events = self.run_shell(2)
+        self.assertTrue(r.ok, r)
+        self.assertEqual(events, ["start g1", "work 1", "stop g1", "start g2", "shell g2",
+                                  "stop g2"])
+
+    def test_a_guest_the_scenario_does_not_boot(self):
+        r, events = self.run_shell(3)
+        self.assertFalse(r.ok)
+        self.assertIn("boots 2 guests", r.detail)
+        self.assertEqual(events[-1], "after")
+
+
+class WaitTest(unittest.TestCase):
+    def test_returns_the_first_true_value(self):
+        seq = iter([0, None, "yes"])
+        self.assertEqual(wait.wait_until(lambda: next(seq), 5, poll=0), "yes")
+
+    def test_timeout_raises_with_the_message_or_returns_false(self):
+        t0 = time.monotonic()
+        with self.assertRaises(VMError) as e:
+            wait.wait_until(lambda: 0, 0.05, poll=0.01, what=lambda v: f"got {v}",
+                            error=VMError)
+        self.assertEqual(str(e.exception), "got 0")
+        self.assertFalse(wait.wait_until(lambda: [], 0.05, poll=0.01))
+        self.assertLess(time.monotonic() - t0, 2)
+
+    def test_a_dead_guest_ends_the_wait_at_once(self):
+        def dead():
+            raise VMError("QEMU exited")
+        with self.assertRaises(VMError):
+            wait.wait_until(lambda: 0, 60, alive=dead)
+
+
+class MarkerTest(unittest.TestCase):
+    def test_failed_adds_per_path(self):
+        con = ("[    5.1] acpi PNP0C80:00: add_memory failed\n"
+               "[    6.2] virtio_mem virtio5: adding memory failed: -12\n")
+        self.assertEqual(parsers.add_failure(con, "dimm"), "acpi PNP0C80:00: add_memory failed")
+        self.assertEqual(parsers.add_failure(con.splitlines()[1], "vmem"),
+                         "virtio_mem virtio5: adding memory failed: -12")
+        self.assertIsNone(parsers.add_failure("[ 1.0] virtio_mem: marking device broken",
+                                              "dimm"))
+        self.assertIsNotNone(parsers.add_failure("[ 1.0] virtio_mem: marking device broken",
+                                                 "vmem"))
+
+    def test_every_kind_is_named_once(self):
+        kinds = [m.kind for m in parsers.MARKERS]
+        self.assertEqual(len(kinds), len(set(kinds)))
+
+    def test_failure_text_names_a_panic_from_the_console(self):
+        class Stopped:
+            def step_console(self):
+                return "[ 9.0] Kernel panic - not syncing: System is deadlocked on memory\n"
+            console = step_console
+        why = measure.failure_text(Stopped(), VMError("QEMU exited"))
+        self.assertEqual(why, "System is deadlocked on memory (guest panicked)")
+
+
+class QemuLayoutTest(unittest.TestCase):
+    def test_first_dimm_slot(self):
+        # recorded: QEMU 7.2 put the kunit DIMM (3 GiB guest) at 5 GiB and a
+        # 256 MiB guest's at 4 GiB
+        self.assertEqual(dimm_base(3072), 5 << 30)
+        self.assertEqual(dimm_base(256), 4 << 30)
+        self.assertEqual(dimm_base(2048), 4 << 30)
+
+
+if __name__ == "__main__":
+    unittest.main()
