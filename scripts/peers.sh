@@ -25,7 +25,7 @@ if [ ! -f "$hdr/usr/include/linux/mman.h" ] || [ "$TREE/Makefile" -nt "$hdr/usr/
 		die "make headers failed; see build/out/headers.log"
 fi
 
-# The mm selftests the peers scenario runs (harness/scenarios_peers.py,
+# The mm selftests the peers scenario runs (harness/scenarios/peers.py,
 # MM_TESTS: hugetlb, compaction, migration, memory failure), static
 mm=$BUILD/out/mm-selftests
 mkdir -p "$mm"
