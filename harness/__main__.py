@@ -64,6 +64,12 @@ def parser():
     t = sub.add_parser("test", help="unit tests, then the scenarios on the passes")
     common(t)
     t.add_argument("--no-unit", action="store_true", help="leave out the unit tests")
+    t.add_argument("--lanes", type=int, default=1, choices=(1, 2),
+                   help="2: the KASAN pass runs next to the others, a guest in each lane "
+                        "(make test-full)")
+    t.add_argument("--build", action="store_true",
+                   help="build the kernels lane by lane: the KASAN lane's first, then its "
+                        "guests run while the other lane builds (make test-full)")
     scenario_args(t, TEST_PASSES)
     r = sub.add_parser("run", help="build the kernels the passes need, then run the scenarios")
     common(r)
@@ -143,8 +149,9 @@ def run_plan(args, argv, unit):
                   flush=True)
             if not r.ok:
                 return 1
+    build_kernels = args.cmd == "test" and args.build
     missing = [k for k in kernels if not os.path.exists(kernel_image(k))]
-    if missing:
+    if missing and not build_kernels:
         return error(f"no {', '.join(os.path.relpath(kernel_image(k), ROOT) for k in missing)}; "
                      f"run 'make {' '.join(stages.make_target(k) for k in missing)}' first")
     stages.manifest(args.rundir, ["python3", "-m", "harness", *argv], kernels,
@@ -153,7 +160,8 @@ def run_plan(args, argv, unit):
     if unit:
         stages.unit(res)
     r = stages.exec_passes(res, todo, args.rundir, args.initrd, args.accel, args.soak_cycles,
-                           args.stock)
+                           args.stock, lanes=getattr(args, "lanes", 1),
+                           build_kernels=build_kernels)
     stages.manifest(args.rundir, ["python3", "-m", "harness", *argv], kernels,
                     passes={p: n for p, n in todo.items() if n}, seconds=r.seconds,
                     closing_line=res.closing_line())

@@ -60,9 +60,20 @@ def parse_zoneinfo(text):
 
 
 def parse_blocks(text):
-    """Lines 'memoryN STATE ZONES' (see guest.BLOCKS_CMD) -> {N: {...}}."""
+    """measure.BLOCKS_CMD's lines 'memoryN/state:STATE' and
+    'memoryN/valid_zones:ZONES' (or lines 'memoryN STATE ZONES', as older
+    recordings have them) -> {N: {'state': ..., 'zones': [...]}}; a block
+    without valid_zones (it has holes) has no zones."""
     blocks = {}
     for line in text.splitlines():
+        m = re.match(r"memory(\d+)/(state|valid_zones):(.*)$", line.strip())
+        if m:
+            b = blocks.setdefault(int(m.group(1)), {"state": "", "zones": []})
+            if m.group(2) == "state":
+                b["state"] = m.group(3).strip()
+            else:
+                b["zones"] = m.group(3).split()
+            continue
         parts = line.split(None, 2)
         if len(parts) < 2 or not parts[0].startswith("memory"):
             continue
@@ -73,7 +84,7 @@ def parse_blocks(text):
             "state": parts[1],
             "zones": parts[2].split() if len(parts) > 2 else [],
         }
-    return blocks
+    return {n: b for n, b in blocks.items() if b["state"]}
 
 
 class QMPError(Exception):

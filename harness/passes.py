@@ -61,7 +61,8 @@ class Pass(NamedTuple):
     and HugeTLB; pageblock_order: what the pass checks before it runs;
     base_hosts_memmap: the stock kernel with these configs puts the memmap
     of a 128 MiB block on the block with memmap_on_memory=1 (the base
-    refuses where the memmap does not fill whole pageblocks)."""
+    refuses where the memmap does not fill whole pageblocks); lane: where
+    the pass runs when passes run side by side (harness test --lanes 2)."""
     kernel: str
     stock: str = None
     kmemleak: bool = False
@@ -71,6 +72,7 @@ class Pass(NamedTuple):
     hugetlb: bool = True
     pageblock_order: int = None
     base_hosts_memmap: bool = True
+    lane: int = 0
     doc: str = ""
 
 
@@ -91,7 +93,10 @@ PASSES = {
     # "wild-memory-access" at boot, once in some tens of boots (upstream's
     # "kasan: Fix false-positive wild-memory-access on x86 under 5-level
     # paging", LKML June 2026).  The other passes keep 5-level paging.
+    # its own lane in make test-full: the longest pass (81 minutes on
+    # 2026-12-04) next to all the others
     "kasan": Pass("kasan", kmemleak=True, exact_free=False, append="no5lvl", boot_scale=2,
+                  lane=1,
                   doc="generic KASAN and kmemleak, small adds only"),
 }
 # make test runs these; make test-full all of PASSES, with the stock kernels

@@ -37,7 +37,10 @@ class Results:
                            "seconds": round(now - self.last, 1)})
         self.last = now
         mark = {"pass": "ok  ", "fail": "FAIL"}[status]
-        print(f"{mark} {name}" + (f" -- {detail}" if detail else ""), file=self.out, flush=True)
+        # one write: lines of two lanes (harness test --lanes 2) stay whole
+        (self.out or sys.stdout).write(f"{mark} {name}" + (f" -- {detail}" if detail else "")
+                                       + "\n")
+        (self.out or sys.stdout).flush()
 
     def check(self, name, cond, detail=""):
         self.record(name, "pass" if cond else "fail", detail)

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import unittest
 from typing import NamedTuple
@@ -139,10 +140,15 @@ def kernels_needed(todo, stock):
     return list(dict.fromkeys(out))
 
 
-def run_scenarios(ctx, names, res, results_json=None):
+def run_scenarios(ctx, names, res, save=None, stopping=None):
+    """Each of `names` on `ctx`'s pass, its checks into `res`; `save()`
+    after each; none once `stopping` is set."""
+    label = "" if ctx.label in ("", "main") else f"{ctx.label}: "
     for name in names:
+        if stopping is not None and stopping.is_set():
+            return
         sc = SCENARIOS[name]
-        print(f"# {name}: {sc.doc}", flush=True)
+        print(f"# {label}{name}: {sc.doc}", flush=True)
         ctx.enter(sc)
         res.start(name, ctx.label)
         res.expect_skips(ctx.skips)
@@ -152,9 +158,9 @@ def run_scenarios(ctx, names, res, results_json=None):
         except Exception as e:  # the scenario could not finish: that is a failure
             res.fail(f"{name}: scenario ran to the end", f"{type(e).__name__}: {e}")
         res.expect_skips({})
-        print(f"# {name}: {time.monotonic() - t0:.0f}s", flush=True)
-        if results_json:
-            res.write_json(results_json)
+        print(f"# {label}{name}: {time.monotonic() - t0:.0f}s", flush=True)
+        if save:
+            save()
 
 
 def check_pageblock_order(ctx, res, order):
@@ -168,37 +174,120 @@ def check_pageblock_order(ctx, res, order):
                      got == order, f"order {got}")
 
 
-def exec_passes(res, todo, rundir, initrd=INITRD, accel="tcg", soak_cycles=20, stock=False):
+def lanes_of(todo, lanes):
+    """The passes of `todo` that have scenarios, grouped into lanes that
+    run side by side: with `lanes` > 1 each pass goes to the lane its
+    Pass.lane names (the KASAN pass: its own), otherwise all to one."""
+    out = {}
+    for p, names in todo.items():
+        if names:
+            out.setdefault(min(PASSES[p].lane, lanes - 1), []).append(p)
+    return [out[k] for k in sorted(out)]
+
+
+def exec_passes(res, todo, rundir, initrd=INITRD, accel="tcg", soak_cycles=20, stock=False,
+                lanes=1, build_kernels=False):
     """Run the plan `todo` ({pass: [scenario]}), pass by pass; the main pass
-    in `rundir`, every other in rundir/PASS.  results.json is rewritten
-    after each scenario."""
+    in `rundir`, every other in rundir/PASS.  With `lanes` > 1 the lanes of
+    lanes_of() run at the same time, each with its own Results, merged into
+    `res` in lane order at the end.  results.json is rewritten after each
+    scenario, with what every lane has so far.  `build_kernels`: each lane
+    builds its kernels first, the other lanes' before they start, the first
+    lane's while they run, so that guests run while kernels build but never
+    two builds run at once; a build that fails is a failed check and its
+    lane runs nothing."""
     results_json = os.path.join(rundir, "results.json")
+    groups = lanes_of(todo, lanes)
+    lane_res = [res] + [Results(out=res.out) for _ in groups[1:]]
+    lock = threading.Lock()
+    # an interrupt reaches the main thread only: it stops every lane and
+    # kills every guest of theirs, so that nothing runs on after the harness
+    stopping = threading.Event()
+    guests = []
+
+    def on_vm(vm):
+        with lock:
+            guests.append(vm)
+        if stopping.is_set():
+            raise KeyboardInterrupt("stopping")
+        return vm
+
+    def save():
+        with lock:
+            merged = Results(out=None)
+            merged.items = [i for r in lane_res for i in r.items]
+            merged.write_json(results_json)
+
+    def run_pass(p, names, r):
+        spec = PASSES[p]
+        kernel = kernel_image(spec.kernel)
+        print(f"# pass {p} ({spec.doc}): {os.path.relpath(kernel, ROOT)}", flush=True)
+        r.start("", p)
+        if not os.path.exists(kernel):
+            r.fail(f"{p} kernel present", f"missing {os.path.relpath(kernel, ROOT)}; run "
+                   f"'make {make_target(spec.kernel)}'")
+            return
+        ctx = Context(p, rundir if p == "main" else os.path.join(rundir, p), initrd, accel,
+                      soak_cycles, stock=stock, on_vm=on_vm)
+        if ctx.stock_kernel and not os.path.exists(ctx.stock_kernel):
+            r.fail(f"{spec.stock} kernel present", f"missing {ctx.stock_kernel}; run "
+                   f"'make {make_target(spec.stock)}'")
+            return
+        if spec.pageblock_order is not None:
+            try:
+                check_pageblock_order(ctx, r, spec.pageblock_order)
+            except Exception as e:  # its guest did not boot: neither would the pass's
+                r.fail("pageblock order read", f"{type(e).__name__}: {e}")
+                return
+        run_scenarios(ctx, names, r, save, stopping)
+
+    def run_lane(passes, r, in_main_thread=False):
+        try:
+            for p in passes:
+                if not stopping.is_set():
+                    run_pass(p, todo[p], r)
+        except Exception as e:  # a lane that dies is a failure, not a lost thread
+            r.fail(f"lane of {', '.join(passes)} ran to the end", f"{type(e).__name__}: {e}")
+        except KeyboardInterrupt:
+            if in_main_thread:
+                raise
+            # a guest of this lane was started while the main thread stops the run
+
+    def built(passes, r):
+        if not build_kernels:
+            return True
+        for b in build(kernels_needed({p: todo[p] for p in passes}, stock)):
+            print(f"# {b.stage}: {'ok' if b.ok else 'FAILED'} in {b.seconds:.0f}s: {b.detail}",
+                  flush=True)
+            if not b.ok:
+                r.start("", passes[0])
+                r.fail(f"{b.stage}", f"{b.detail}; the passes {', '.join(passes)} did not run")
+                return False
+        return True
 
     def run():
-        for p, names in todo.items():
-            if not names:
-                continue
-            spec = PASSES[p]
-            kernel = kernel_image(spec.kernel)
-            print(f"# pass {p} ({spec.doc}): {os.path.relpath(kernel, ROOT)}", flush=True)
-            res.start("", p)
-            if not os.path.exists(kernel):
-                res.fail(f"{p} kernel present", f"missing {os.path.relpath(kernel, ROOT)}; run "
-                         f"'make {make_target(spec.kernel)}'")
-                continue
-            ctx = Context(p, rundir if p == "main" else os.path.join(rundir, p), initrd, accel,
-                          soak_cycles, stock=stock)
-            if ctx.stock_kernel and not os.path.exists(ctx.stock_kernel):
-                res.fail(f"{spec.stock} kernel present", f"missing {ctx.stock_kernel}; run "
-                         f"'make {make_target(spec.stock)}'")
-                continue
-            if spec.pageblock_order is not None:
-                try:
-                    check_pageblock_order(ctx, res, spec.pageblock_order)
-                except Exception as e:  # its guest did not boot: neither would the pass's
-                    res.fail("pageblock order read", f"{type(e).__name__}: {e}")
-                    continue
-            run_scenarios(ctx, names, res, results_json)
+        threads = []
+        try:
+            for i, (g, r) in enumerate(zip(groups[1:], lane_res[1:]), 1):
+                if built(g, r):
+                    threads.append(threading.Thread(target=run_lane, args=(g, r),
+                                                    name=f"lane {i}", daemon=True))
+                    threads[-1].start()
+            if groups and built(groups[0], res):
+                run_lane(groups[0], res, in_main_thread=True)
+            for t in threads:
+                t.join()
+        except KeyboardInterrupt:
+            stopping.set()
+            with lock:
+                live = list(guests)
+            for vm in live:
+                vm.kill()
+            for t in threads:
+                t.join(30)
+            raise
+        for r in lane_res[1:]:
+            res.items.extend(r.items)
         res.start("")
         res.write_json(results_json)
         return res.count("fail") == 0, res.closing_line()

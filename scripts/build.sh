@@ -44,6 +44,11 @@ if command -v ccache >/dev/null; then
 	export CCACHE_BASEDIR=$ROOT CCACHE_NOHASHDIR=1
 	ccache -M 8G >/dev/null 2>&1 || true
 fi
+# Reproducible: the same tree and configs give the same bzImage on any
+# machine and in any session, so a sha256 names what was built (the bench
+# resumes an interrupted run only with the kernels that took its samples).
+export KBUILD_BUILD_TIMESTAMP="Thu Jan  1 00:00:00 UTC 2026" KBUILD_BUILD_USER=memmap-on-memory \
+	KBUILD_BUILD_HOST=build KBUILD_BUILD_VERSION=1
 kmake() {
 	make -C "$TREE" O="$out" CC="$cc" HOSTCC=gcc -j"$(nproc)" "$@" >>"$log" 2>&1
 }

@@ -75,6 +75,17 @@ class BlocksTest(unittest.TestCase):
         self.assertEqual(b, {32: {"state": "online", "zones": ["Movable"]},
                              5: {"state": "offline", "zones": []}})
 
+    def test_grep_lines(self):
+        # measure.BLOCKS_CMD: grep -H over every state, then every valid_zones
+        b = parsers.parse_blocks("memory32/state:online\nmemory5/state:offline\n"
+                                 "memory7/state:online\n"
+                                 "memory32/valid_zones:Movable\n"
+                                 "memory5/valid_zones:DMA32 Normal Movable\n"
+                                 "memory9/valid_zones:Normal\n")
+        self.assertEqual(b, {32: {"state": "online", "zones": ["Movable"]},
+                             5: {"state": "offline", "zones": ["DMA32", "Normal", "Movable"]},
+                             7: {"state": "online", "zones": []}})
+
 
 class QMPTest(unittest.TestCase):
     def test_recorded(self):

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import tempfile
+import threading
 import time
 import unittest
 from unittest import mock
@@ -140,6 +141,157 @@ class RecordsTest(unittest.TestCase):
             if m:
                 bad.append(f"{os.path.relpath(path, ROOT)}: {m.group(0)}")
         self.assertEqual(bad, [])
+
+
+class LanesTest(unittest.TestCase):
+    """harness test --lanes 2 (make test-full): the KASAN pass runs next to
+    the others, and the checks of both end up in one closing line."""
+
+    def run_plan(self, lanes, barrier=None):
+        todo = {"main": ["admin"], "debug": ["admin"], "kasan": ["admin"]}
+        seen = []
+
+        def fake_run(ctx, names, res, save, stopping=None):
+            seen.append((ctx.label, threading.current_thread().name))
+            if barrier and ctx.label in ("main", "kasan"):
+                barrier.wait(timeout=5)   # both lanes are in a scenario at once
+            res.start(names[0], ctx.label)
+            res.check("admin: ran", True)
+            save()
+
+        class FakeContext:
+            def __init__(self, label, *args, **kw):
+                self.label, self.stock_kernel = label, None
+
+        res = quiet()
+        with tempfile.TemporaryDirectory() as d, \
+                mock.patch.object(stages, "run_scenarios", fake_run), \
+                mock.patch.object(stages, "Context", FakeContext), \
+                mock.patch.object(stages, "kernel_image", lambda k: __file__), \
+                mock.patch("sys.stdout", io.StringIO()):
+            r = stages.exec_passes(res, todo, d, lanes=lanes)
+            with open(os.path.join(d, "results.json")) as f:
+                doc = json.load(f)
+        return r, res, seen, doc
+
+    def test_lanes_of(self):
+        todo = {"main": ["a"], "debug": ["a"], "nothp": [], "kasan": ["a"]}
+        self.assertEqual(stages.lanes_of(todo, 1), [["main", "debug", "kasan"]])
+        self.assertEqual(stages.lanes_of(todo, 2), [["main", "debug"], ["kasan"]])
+        self.assertEqual(stages.lanes_of({"kasan": ["a"]}, 2), [["kasan"]])
+
+    def test_two_lanes_run_at_once_and_merge(self):
+        r, res, seen, doc = self.run_plan(2, threading.Barrier(2))
+        self.assertTrue(r.ok)
+        threads = dict(seen)
+        self.assertNotEqual(threads["main"], threads["kasan"])
+        self.assertEqual(threads["main"], threads["debug"])
+        self.assertEqual([i["pass"] for i in res.items], ["main", "debug", "kasan"])
+        self.assertEqual(res.closing_line(), "3 passed, 0 failed")
+        self.assertEqual(doc["closing_line"], "3 passed, 0 failed")
+
+    def test_one_lane_runs_in_order(self):
+        r, res, seen, _ = self.run_plan(1)
+        self.assertEqual([p for p, _ in seen], ["main", "debug", "kasan"])
+        self.assertEqual(len({t for _, t in seen}), 1)
+        self.assertEqual(res.closing_line(), "3 passed, 0 failed")
+
+    def test_an_interrupt_stops_every_lane_and_kills_their_guests(self):
+        todo = {"main": ["admin"], "kasan": ["admin", "cma"]}
+        started = threading.Event()
+        killed, ran = [], []
+
+        class Guest:
+            def __init__(self, label):
+                self.label = label
+
+            def kill(self):
+                killed.append(self.label)
+
+        def fake_run(ctx, names, res, save, stopping=None):
+            for n in names:
+                if stopping.is_set():
+                    return
+                ran.append((ctx.label, n))
+                ctx.on_vm(Guest(ctx.label))
+                if ctx.label == "main":
+                    started.wait(5)
+                    raise KeyboardInterrupt("signal 15")
+                started.set()
+                while not killed:
+                    time.sleep(0.01)
+
+        class FakeContext:
+            def __init__(self, label, *args, on_vm=None, **kw):
+                self.label, self.stock_kernel, self.on_vm = label, None, on_vm
+
+        with tempfile.TemporaryDirectory() as d, \
+                mock.patch.object(stages, "run_scenarios", fake_run), \
+                mock.patch.object(stages, "Context", FakeContext), \
+                mock.patch.object(stages, "kernel_image", lambda k: __file__), \
+                mock.patch("sys.stdout", io.StringIO()):
+            with self.assertRaises(KeyboardInterrupt):
+                stages.exec_passes(quiet(), todo, d, lanes=2)
+        self.assertEqual(sorted(killed), ["kasan", "main"])
+        self.assertEqual(ran, [("main", "admin"), ("kasan", "admin")] if ran[0][0] == "main"
+                         else [("kasan", "admin"), ("main", "admin")])
+
+    def test_build_lane_by_lane(self):
+        todo = {"main": ["admin"], "debug": ["admin"], "kasan": ["admin"]}
+        events, building = [], []
+        kasan_running = threading.Event()
+
+        def fake_build(names):
+            self.assertFalse(building, "two builds at once")
+            if names != ["kasan"]:
+                kasan_running.wait(5)
+            building.append(names)
+            events.append(("build", tuple(names), kasan_running.is_set()))
+            building.pop()
+            return [stages.StageResult(f"build {n}", n != "debug", 1.0, "x") for n in names]
+
+        def fake_run(ctx, names, res, save, stopping=None):
+            events.append(("run", ctx.label))
+            if ctx.label == "kasan":
+                kasan_running.set()
+                time.sleep(0.2)   # still running while the other lane builds
+            res.start(names[0], ctx.label)
+            res.check("admin: ran", True)
+
+        class FakeContext:
+            def __init__(self, label, *args, **kw):
+                self.label, self.stock_kernel = label, None
+
+        res = quiet()
+        with tempfile.TemporaryDirectory() as d, \
+                mock.patch.object(stages, "build", fake_build), \
+                mock.patch.object(stages, "run_scenarios", fake_run), \
+                mock.patch.object(stages, "Context", FakeContext), \
+                mock.patch.object(stages, "kernel_image", lambda k: __file__), \
+                mock.patch("sys.stdout", io.StringIO()):
+            r = stages.exec_passes(res, todo, d, stock=True, lanes=2, build_kernels=True)
+        self.assertEqual(events[0], ("build", ("kasan",), False))
+        # the first lane builds once the KASAN lane runs: main and its stock
+        # kernel, then debug, whose build fails, so that lane runs nothing
+        builds = [e for e in events if e[0] == "build"]
+        self.assertEqual(builds[1], ("build", ("main", "stock", "debug"), True))
+        self.assertNotIn(("run", "main"), events)
+        self.assertFalse(r.ok)
+        self.assertEqual([(i["name"], i["status"]) for i in res.items],
+                         [("build debug", "fail"), ("kasan: admin: ran", "pass")])
+
+    def test_a_lane_that_dies_fails(self):
+        todo = {"main": ["admin"], "kasan": ["admin"]}
+        res = quiet()
+        with tempfile.TemporaryDirectory() as d, \
+                mock.patch.object(stages, "kernel_image", lambda k: __file__), \
+                mock.patch.object(stages, "Context", side_effect=RuntimeError("lost")), \
+                mock.patch("sys.stdout", io.StringIO()):
+            r = stages.exec_passes(res, todo, d, lanes=2)
+        self.assertFalse(r.ok)
+        self.assertEqual([i["name"] for i in res.items],
+                         ["lane of main ran to the end", "kasan: lane of kasan ran to the end"])
+        self.assertIn("RuntimeError: lost", res.out.getvalue())
 
 
 class ParseStageTest(unittest.TestCase):
