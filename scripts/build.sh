@@ -96,12 +96,15 @@ say "building bzImage (log: ${log#"$ROOT"/})"
 kmake bzImage &
 pid=$!
 start=$(date +%s)
+# progress on a terminal only: in a log (make test-full, where builds run
+# next to the KASAN lane's checks) it would glue itself to their lines
 while kill -0 "$pid" 2>/dev/null; do
 	sleep 10
+	[ -t 2 ] || continue
 	n=$(grep -cE '^  (CC|AS|LD|AR)' "$log" || true)
 	printf '\r    %4ds  %6d objects' $(($(date +%s) - start)) "$n" >&2
 done
-printf '\n' >&2
+[ ! -t 2 ] || printf '\n' >&2
 if ! wait "$pid"; then
 	grep -E 'error|Error' "$log" | head -20 >&2
 	die "kernel build failed; see $log"

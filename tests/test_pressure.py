@@ -17,7 +17,9 @@ class FakeGuest:
     (high watermarks, lowmem reserve), plus the area's free pages.  Each
     tmpfs chunk lands `into_area` bytes in the area, the rest outside."""
 
-    def __init__(self, free_outside, into_area, reserve=4 * MIB):
+    def __init__(self, free_outside, into_area, reserve=4 * MIB, start=None):
+        self.start = free_outside if start is None else start
+        self.sizes = []
         self.cma_free = AREA
         self.free_outside = free_outside
         self.into_area = into_area
@@ -32,9 +34,15 @@ class FakeGuest:
             return (f"MemTotal: 1048576 kB\nMemAvailable: {avail // KIB} kB\n"
                     f"CmaFree: {self.cma_free // KIB} kB\n")
         if cmd.startswith("dd "):
+            mib = int(cmd.split("count=")[1].split()[0])
             self.chunks += 1
-            self.cma_free -= self.into_area
-            self.free_outside -= pressure.CMA_CHUNK_MIB * MIB - self.into_area
+            self.sizes.append(mib)
+            # `into_area` of every 4 MiB lands in the area, once the rest of
+            # memory is down to `start` (the allocator's rule, roughly)
+            for _ in range(mib // 4):
+                into = self.into_area if self.free_outside <= self.start else 0
+                self.cma_free -= into
+                self.free_outside -= 4 * MIB - into
         return ""
 
 
@@ -43,7 +51,9 @@ class CmaFill(unittest.TestCase):
         g = FakeGuest(free_outside=400 * MIB, into_area=2 * MIB)
         chunks, info = pressure.fill_cma(g, AREA)
         self.assertEqual(AREA - info["CmaFree"], pressure.CMA_HOLD_MIB * MIB)
-        self.assertEqual(chunks, 8)
+        # 16, 8, 4 and 4 MiB: no chunk could take the area past 16 MiB
+        self.assertEqual(g.sizes, [16, 8, 4, 4])
+        self.assertEqual(chunks, 4)
         self.assertIn("md5sum /cmafill/f* > /cmafill.md5", g.cmds)
 
     def test_keeps_room_outside_the_area_for_migration(self):
@@ -57,6 +67,18 @@ class CmaFill(unittest.TestCase):
         # what the area holds can migrate and stay above the reserves
         self.assertGreaterEqual(g.free_outside - g.reserve, held)
         self.assertGreaterEqual(info["MemAvailable"] - info["CmaFree"], held)
+
+    def test_large_chunks_while_far_from_the_area(self):
+        # the KASAN guest: 600 MiB go outside the area before it fills
+        g = FakeGuest(free_outside=700 * MIB, into_area=2 * MIB, reserve=27 * MIB,
+                      start=100 * MIB)
+        chunks, info = pressure.fill_cma(g, AREA)
+        held = AREA - info["CmaFree"]
+        self.assertLess(chunks, 50)
+        self.assertEqual(max(g.sizes), pressure.CMA_CHUNK_MAX_MIB)
+        self.assertEqual(g.sizes[-1], pressure.CMA_CHUNK_MIB)
+        self.assertGreater(held, 0)
+        self.assertGreaterEqual(g.free_outside - g.reserve, held)
 
     def test_does_not_fill_a_guest_with_no_room(self):
         g = FakeGuest(free_outside=10 * MIB, into_area=2 * MIB)
