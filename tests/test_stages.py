@@ -2,6 +2,7 @@
 results file, the manifest, re-judging a saved console, the interactive
 shell, the one wait helper and the marker table (no guest)."""
 
+import contextlib
 import io
 import json
 import os
@@ -143,6 +144,26 @@ class RecordsTest(unittest.TestCase):
         self.assertEqual(bad, [])
 
 
+class FakeContext:
+    """A pass's context as exec_passes makes it, without a guest."""
+
+    def __init__(self, label, *args, on_vm=None, **kw):
+        self.label, self.stock_kernel, self.on_vm = label, None, on_vm
+
+
+def exec_lanes(todo, fake_run, res, patches=(), **kw):
+    """stages.exec_passes on `todo` with `fake_run` for run_scenarios, no
+    kernels, no guests, its output swallowed; returns (result, results.json)."""
+    with tempfile.TemporaryDirectory() as d, contextlib.ExitStack() as stack:
+        for target, value in (("run_scenarios", fake_run), ("Context", FakeContext),
+                              ("kernel_image", lambda k: __file__), *patches):
+            stack.enter_context(mock.patch.object(stages, target, value))
+        stack.enter_context(mock.patch("sys.stdout", io.StringIO()))
+        r = stages.exec_passes(res, todo, d, **kw)
+        with open(os.path.join(d, "results.json")) as f:
+            return r, json.load(f)
+
+
 class LanesTest(unittest.TestCase):
     """harness test --lanes 2 (make test-full): the KASAN pass runs next to
     the others, and the checks of both end up in one closing line."""
@@ -159,19 +180,8 @@ class LanesTest(unittest.TestCase):
             res.check("admin: ran", True)
             save()
 
-        class FakeContext:
-            def __init__(self, label, *args, **kw):
-                self.label, self.stock_kernel = label, None
-
         res = quiet()
-        with tempfile.TemporaryDirectory() as d, \
-                mock.patch.object(stages, "run_scenarios", fake_run), \
-                mock.patch.object(stages, "Context", FakeContext), \
-                mock.patch.object(stages, "kernel_image", lambda k: __file__), \
-                mock.patch("sys.stdout", io.StringIO()):
-            r = stages.exec_passes(res, todo, d, lanes=lanes)
-            with open(os.path.join(d, "results.json")) as f:
-                doc = json.load(f)
+        r, doc = exec_lanes(todo, fake_run, res, lanes=lanes)
         return r, res, seen, doc
 
     def test_lanes_of(self):
@@ -221,17 +231,8 @@ class LanesTest(unittest.TestCase):
                 while not killed:
                     time.sleep(0.01)
 
-        class FakeContext:
-            def __init__(self, label, *args, on_vm=None, **kw):
-                self.label, self.stock_kernel, self.on_vm = label, None, on_vm
-
-        with tempfile.TemporaryDirectory() as d, \
-                mock.patch.object(stages, "run_scenarios", fake_run), \
-                mock.patch.object(stages, "Context", FakeContext), \
-                mock.patch.object(stages, "kernel_image", lambda k: __file__), \
-                mock.patch("sys.stdout", io.StringIO()):
-            with self.assertRaises(KeyboardInterrupt):
-                stages.exec_passes(quiet(), todo, d, lanes=2)
+        with self.assertRaises(KeyboardInterrupt):
+            exec_lanes(todo, fake_run, quiet(), lanes=2)
         self.assertEqual(sorted(killed), ["kasan", "main"])
         self.assertEqual(ran, [("main", "admin"), ("kasan", "admin")] if ran[0][0] == "main"
                          else [("kasan", "admin"), ("main", "admin")])
@@ -258,18 +259,9 @@ class LanesTest(unittest.TestCase):
             res.start(names[0], ctx.label)
             res.check("admin: ran", True)
 
-        class FakeContext:
-            def __init__(self, label, *args, **kw):
-                self.label, self.stock_kernel = label, None
-
         res = quiet()
-        with tempfile.TemporaryDirectory() as d, \
-                mock.patch.object(stages, "build", fake_build), \
-                mock.patch.object(stages, "run_scenarios", fake_run), \
-                mock.patch.object(stages, "Context", FakeContext), \
-                mock.patch.object(stages, "kernel_image", lambda k: __file__), \
-                mock.patch("sys.stdout", io.StringIO()):
-            r = stages.exec_passes(res, todo, d, stock=True, lanes=2, build_kernels=True)
+        r, _ = exec_lanes(todo, fake_run, res, patches=(("build", fake_build),), stock=True,
+                          lanes=2, build_kernels=True)
         self.assertEqual(events[0], ("build", ("kasan",), False))
         # the first lane builds once the KASAN lane runs: main and its stock
         # kernel, then debug, whose build fails, so that lane runs nothing
