@@ -177,12 +177,12 @@ def sc_vmem_sbm_odd(ctx, res):
         check_console(res, name, vm)
 
 
-def node1_cost(ctx, res, mode, path, size=4 * GIB):
+def node1_cost(ctx, res, mode, path, size):
     """Add `size` to memory-less NUMA node 1 by `path` ('dimm' or 'vmem'):
     what it takes from node 0, and what node 1 gains."""
     name = f"node1-{path}-mode{mode}"
     append = f"memory_hotplug.memmap_on_memory={mode} memhp_default_state=online_movable"
-    devices = [{"id": "vm0", "size": "4G", "node": 1}] if path == "vmem" else []
+    devices = [{"id": "vm0", "size": f"{size // GIB}G", "node": 1}] if path == "vmem" else []
     with ctx.vm(name, append, numa_nodes=2, virtio_mem=devices) as vm:
         bs = measure.block_size(vm)
         res.check(f"{name}: node 1 starts without memory", measure.managed_bytes(vm, 1) == 0,
@@ -212,15 +212,21 @@ def node1_cost(ctx, res, mode, path, size=4 * GIB):
         check_console(res, name, vm)
 
 
-@scenario("numa", "memory-less NUMA node 1: a 4 GiB pc-dimm and 4 GiB of virtio-mem, "
-                  "=0 and =1: where the memmap comes from",
+@scenario("numa", "memory-less NUMA node 1: a pc-dimm and virtio-mem, 4 GiB with =0 "
+                  "and 16 GiB with =1: where the memmap comes from",
           # lock debugging makes every block's device, kobject and kernfs
-          # nodes bigger: measured 280 KiB on the debug kernel, 176-228 on main
+          # nodes bigger: measured 280 KiB for 4 GiB on the debug kernel
           sizes={"*": {"kib_per_gib": 64}, "debug": {"kib_per_gib": 96}})
 def sc_numa(ctx, res):
+    # =1 is judged per GiB, and a 4 GiB add was too small for that: what
+    # node 0 gives beyond the memmap does not all grow with the size (node
+    # 1's first memory, the ACPI memory device): 160-232 KiB with =0, and
+    # 176-276 KiB with =1 against a budget of 256 (276 failed CI on
+    # 2026-12-05).  At 16 GiB those one-off costs weigh a quarter as much.
+    # =0 stays at 4 GiB: its 64 MiB memmap has to fit node 0.
     for path in ("dimm", "vmem"):
-        for mode in ("0", "1"):
-            node1_cost(ctx, res, mode, path)
+        for mode, size in (("0", 4 * GIB), ("1", 16 * GIB)):
+            node1_cost(ctx, res, mode, path, size)
 
 
 @scenario("vmem-auto-movable", "virtio-mem SBM, =1, online_policy=auto-movable: "
