@@ -4,7 +4,11 @@
 # cross compilers: each architecture's defconfig + configs/cross.config (+
 # configs/cross-virtio-mem.config where virtio-mem exists; elsewhere the
 # files under drivers/virtio/ are left out).  A file that does not compile,
-# or compiles with a warning, fails the run.
+# or compiles with a warning, fails the run; so does a module (an object that
+# needs __this_module) that needs a symbol the tree does not export, which
+# modpost would refuse (it needs vmlinux, which this does not build: a
+# symbol counts as exported if any file exports it by name, or through
+# STANDARD_PARAM_DEF or define_dev_printk_level).
 #   cross.sh [ARCH...]     (default: arm64 powerpc riscv)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -29,6 +33,24 @@ while IFS= read -r f; do
 	grep -qs "#include \"${f##*/}\"" "$TREE/${f%/*}"/*.c || files+=("$f")
 done < <(git -C "$TREE" diff --name-only base HEAD -- '*.c' | grep -vE '^(tools|arch)/' || true)
 [ ${#files[@]} -gt 0 ] || die "the series touches no C file outside arch/ and tools/?"
+
+# every symbol exported anywhere in the tree, whatever the architecture
+exports=$BUILD/out/cross-exports.txt
+mkdir -p "${exports%/*}"
+{
+	git -C "$TREE" grep -hoE 'EXPORT_(PER_CPU_)?SYMBOL[A-Z_]*\([A-Za-z0-9_]+\)' \
+		-- '*.c' '*.S' '*.h' | sed -E 's/.*\(([A-Za-z0-9_]+)\)/\1/'
+	git -C "$TREE" grep -hoE '^STANDARD_PARAM_DEF\([a-z0-9_]+' -- kernel/params.c |
+		sed 's/.*(/param_ops_/'
+	git -C "$TREE" grep -hoE '^define_dev_printk_level\([a-z_]+' -- drivers/base/core.c |
+		sed 's/.*(//'
+} | LC_ALL=C sort -u >"$exports"
+
+# the symbols a module object needs that nothing exports
+unexported() {
+	"${1}nm" -u "$2" | awk '{print $2}' | grep -vxE '\.TOC\.|__this_module' | LC_ALL=C sort -u |
+		LC_ALL=C comm -23 - "$exports" | tr '\n' ' '
+}
 
 failed=0
 for a in "${arches[@]}"; do
@@ -76,6 +98,10 @@ for a in "${arches[@]}"; do
 		elif warn=$(grep -E "(^|/)${o%.o}\.c:[0-9]+:[0-9]+: warning" "$log"); then
 			echo "FAIL $a: $o builds with warnings"
 			echo "$warn" | head -5
+			failed=$((failed + 1))
+		elif "${CROSS[$a]}nm" -u "$out/$o" | grep -q ' __this_module$' &&
+			missing=$(unexported "${CROSS[$a]}" "$out/$o") && [ -n "$missing" ]; then
+			echo "FAIL $a: $o is a module and needs symbols nothing exports: $missing"
 			failed=$((failed + 1))
 		else
 			echo "ok   $a: $o"

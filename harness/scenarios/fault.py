@@ -180,8 +180,11 @@ SWEEP_MAX = 300
 ARM_CMD = ("for t in /proc/[0-9]*/task/[0-9]*; do read c < $t/comm 2>/dev/null || continue; "
            "case $c in kworker*) echo {n} > $t/fail-nth 2>/dev/null && echo ${{t##*/}};; esac; "
            "done; true")
-DISARM_CMD = ("for t in {tids}; do f=/proc/$t/task/$t/fail-nth; [ -e $f ] || continue; "
-              "read v < $f; echo 0 > $f; echo $t $v; done; true")
+# a worker can exit between any two commands: busybox sh gives up on the
+# whole loop when a redirection fails (rc 2, make test-full 2026-12-05), so
+# each worker's read and write go in a subshell of their own
+DISARM_CMD = ("for t in {tids}; do f=/proc/$t/task/$t/fail-nth; "
+              "( read v < $f && echo 0 > $f && echo $t $v ) 2>/dev/null; done; true")
 
 
 def function_range(vm, symbol):
