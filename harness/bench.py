@@ -132,11 +132,18 @@ def fmt_spread(s, digits=1, scale=1.0, total=None, failed=None):
 
 def verdict(samples):
     """What the samples of one size say: None if none failed, else
-    'k of n failed: why' (the first failure's reason)."""
+    'k of n failed: why', or, where the failures differ,
+    'k of n failed: 2x why; 1x other why' (most frequent first)."""
     bad = [s for s in samples if not s["ok"]]
     if not bad:
         return None
-    return f"{len(bad)} of {len(samples)} failed: {bad[0]['why']}"
+    whys = {}
+    for s in bad:
+        whys[s["why"]] = whys.get(s["why"], 0) + 1
+    if len(whys) == 1:
+        return f"{len(bad)} of {len(samples)} failed: {bad[0]['why']}"
+    ranked = sorted(whys.items(), key=lambda kv: -kv[1])
+    return f"{len(bad)} of {len(samples)} failed: " + "; ".join(f"{k}x {w}" for w, k in ranked)
 
 
 def ladder(points):

@@ -42,6 +42,12 @@ class SpreadTest(unittest.TestCase):
                          "failed: 3 of 3 failed: x")
         self.assertIsNone(bench.verdict([ok(16, 1)]))
 
+    def test_each_reason_shows(self):
+        samples = [failed(16, "deadlocked"), failed(16, "add_memory failed"),
+                   failed(16, "deadlocked")]
+        self.assertEqual(bench.verdict(samples),
+                         "3 of 3 failed: 2x deadlocked; 1x add_memory failed")
+
 
 class LadderTest(unittest.TestCase):
     def test_stops_at_the_first_failure(self):
