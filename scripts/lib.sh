@@ -15,9 +15,19 @@ say() {
 	printf '==> %s\n' "$*"
 }
 
-# The patches of patches/series in order, cover letter left out.
+# patches/series lists the topic series in the order they apply.  A line
+# "# topic NAME; needs: A B" (or "needs: base") starts topic NAME, whose
+# files are in patches/NAME/: its cover letter 0000-cover-letter.patch,
+# then its patches, each listed as NAME/FILE.
+
+# The patches of patches/series in order, cover letters left out.
 series_patches() {
-	grep -vE '^\s*(#|$)' "$ROOT/patches/series" | grep -v '^0000-cover-letter\.patch$'
+	grep -vE '^\s*(#|$)' "$ROOT/patches/series" | grep -v '/0000-cover-letter\.patch$'
+}
+
+# "NAME NEEDS..." per topic, in order ("base" needs nothing).
+series_topics() {
+	sed -nE 's/^# topic ([a-z0-9.-]+); needs: (.*)$/\1 \2/p' "$ROOT/patches/series"
 }
 
 # What the tree is built from: sha256 of base.pin and the series' patches

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Make build/linux = base commit + 'git am' of every patch in patches/series.
+# Make build/linux = base commit + 'git am' of every patch in patches/series,
+# topic after topic; the branch topic-NAME marks where topic NAME ends
+# (make export writes each topic back from these branches).
 # Skips the work when the tree already holds exactly this series.  Refuses
 # to throw away commits in build/linux that were never exported.
 #   tree.sh [--force]
@@ -34,7 +36,14 @@ say "resetting build/linux to the base and applying ${#patches[@]} patches"
 git -C "$TREE" am --abort >/dev/null 2>&1 || true
 git -C "$TREE" checkout -q -f -B series base
 git -C "$TREE" clean -q -f -d -x
+git -C "$TREE" for-each-ref --format='%(refname:short)' 'refs/heads/topic-*' |
+	xargs -r git -C "$TREE" branch -q -D
+topic=
 for p in "${patches[@]}"; do
+	if [ -n "$topic" ] && [ "${p%%/*}" != "$topic" ]; then
+		git -C "$TREE" branch -q -f "topic-$topic" HEAD
+	fi
+	topic=${p%%/*}
 	if ! git -C "$TREE" "${GIT_ID[@]}" am -q --committer-date-is-author-date "$ROOT/patches/$p" >"$BUILD/am.log" 2>&1; then
 		git -C "$TREE" am --abort >/dev/null 2>&1 || true
 		sed 's/^/    /' "$BUILD/am.log" | head -15 >&2
@@ -42,4 +51,5 @@ for p in "${patches[@]}"; do
 		die "patch $p does not apply to the base + the patches before it"
 	fi
 done
+[ -z "$topic" ] || git -C "$TREE" branch -q -f "topic-$topic" HEAD
 echo "$digest $(git -C "$TREE" rev-parse HEAD)" >"$stamp_file"
