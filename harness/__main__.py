@@ -19,7 +19,7 @@ from .bench import SETS as BENCH_SETS
 from .passes import BUILD, INITRD, KERNELS, PASSES, TEST_PASSES, kernel_image
 from .results import Results
 from .scenarios import SCENARIOS
-from .paths import ROOT, shell_line
+from .paths import ROOT, series_topics, shell_line
 from . import stages
 
 
@@ -48,6 +48,8 @@ def scenario_args(p, default_passes):
                    help="the scenarios that compare with the base boot the stock kernel of "
                         "their pass too (make test-full)")
     p.add_argument("--exclude", default="", help="comma-separated scenarios not to run")
+    p.add_argument("--topic", default=None,
+                   help="only the scenarios that test this topic series of patches/")
     p.add_argument("--soak-cycles", type=int, default=20,
                    help="cycles per path in the soak scenario (default 20; make soak: 1000)")
     p.add_argument("scenarios", nargs="*", metavar="SCENARIO")
@@ -127,8 +129,16 @@ def checked_plan(args):
     if args.soak_cycles < 2:
         return None, (f"--soak-cycles {args.soak_cycles}: give 2 or more (the first cycle is "
                       "the reference)")
+    topics = [t for t, _ in series_topics()]
+    if args.topic is not None and args.topic not in topics:
+        return None, f"--topic '{args.topic}': patches/series has the topics {' '.join(topics)}"
     # scenarios named on the command line run even if excluded
     names = args.scenarios or [n for n in SCENARIOS if n not in excluded]
+    if args.topic is not None:
+        other = [n for n in args.scenarios if args.topic not in SCENARIOS[n].topics]
+        if other:
+            return None, f"{', '.join(other)}: not a scenario of the topic {args.topic}"
+        names = [n for n in names if args.topic in SCENARIOS[n].topics]
     nowhere = [n for n in args.scenarios if not set(SCENARIOS[n].passes) & set(passes)]
     if nowhere:
         return None, "; ".join(f"{n} runs on {', '.join(SCENARIOS[n].passes)}, not on "

@@ -3,6 +3,7 @@ bottom of the layers: everything may know where the checkout is."""
 
 import hashlib
 import os
+import re
 import shlex
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,3 +26,15 @@ def file_sha256(path):
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def series_topics(root=ROOT):
+    """The topic series of patches/series in order: [(name, [needs])], from
+    its lines '# topic NAME; needs: A B' ('needs: base' for none)."""
+    topics = []
+    with open(os.path.join(root, "patches", "series")) as f:
+        for line in f:
+            m = re.match(r"# topic ([a-z0-9.-]+); needs: (.*)$", line.strip())
+            if m:
+                topics.append((m.group(1), [n for n in m.group(2).split() if n != "base"]))
+    return topics

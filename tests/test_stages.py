@@ -17,7 +17,7 @@ from harness import __main__ as cli, measure, parsers, stages, wait
 from harness.passes import KERNELS, PASSES, TEST_PASSES, kernel_image
 from harness.results import Results
 from harness.scenarios import SCENARIOS, Scenario, base
-from harness.paths import ROOT, shell_line
+from harness.paths import ROOT, series_topics, shell_line
 from harness.vm import VM, VMError, dimm_base
 from tests.test_parsers import sample
 
@@ -60,6 +60,25 @@ class PlanTest(unittest.TestCase):
         for argv, text in ((("--passes", "mian"), "give some of"),
                            (("bogus",), "unknown scenario bogus"),
                            (("--soak-cycles", "1"), "give 2 or more")):
+            todo, why = cli.checked_plan(self.args(*argv))
+            self.assertIsNone(todo)
+            self.assertIn(text, why)
+
+    def test_every_scenario_tests_topics_that_patches_series_has(self):
+        topics = [t for t, _ in series_topics()]
+        for name, sc in SCENARIOS.items():
+            self.assertTrue(sc.topics, name)
+            self.assertLessEqual(set(sc.topics), set(topics), name)
+        # and every topic has scenarios that test it
+        self.assertEqual({t for sc in SCENARIOS.values() for t in sc.topics}, set(topics))
+
+    def test_a_topic_selects_its_scenarios(self):
+        todo, why = cli.checked_plan(self.args("--passes", "main", "--topic", "virtio-mem-bbm"))
+        self.assertIsNone(why)
+        self.assertEqual(todo, {"main": ["vmem-bbm"]})
+        for argv, text in ((("--topic", "bogus"), "patches/series has the topics fixes "),
+                           (("--topic", "fixes", "vmem-bbm"),
+                            "vmem-bbm: not a scenario of the topic fixes")):
             todo, why = cli.checked_plan(self.args(*argv))
             self.assertIsNone(todo)
             self.assertIn(text, why)
@@ -381,7 +400,7 @@ class ShellStageTest(unittest.TestCase):
                 with ctx.vm(f"g{i}"):
                     events.append(f"work {i}")
             events.append("after")
-        fake = Scenario("fake", "a fake", fn, ("main",), {}, ())
+        fake = Scenario("fake", "a fake", fn, ("main",), {}, (), ("tests",))
         shell = mock.patch.object(stages, "interact",
                                   lambda vm: events.append(f"shell {vm.name}"))
         with tempfile.TemporaryDirectory() as d, mock.patch.object(base, "VM", FakeVM), \

@@ -80,7 +80,7 @@ def online_offline(vm, res, name, ledger, ids, want_gain):
 @scenario("admin", "runtime memmap_on_memory switch, probe, memmap_on_memory_pages and "
                    "the vmstat memmap counters, exact after every step",
           passes=("main", "debug", "nothp", "kasan"),
-          skips=[quarantine_skip("admin: free memory as before the pc-dimms")])
+          skips=[quarantine_skip("admin: free memory as before the pc-dimms")], topics=("admin",))
 def sc_admin(ctx, res):
     name = "admin"
     # RAM above mem= is left for the probe interface; the firmware reserves

@@ -19,25 +19,30 @@ class Scenario(NamedTuple):
     passes: tuple
     sizes: dict
     skips: tuple
+    topics: tuple
 
 
 SCENARIOS = {}
 
 
-def scenario(name, doc, passes=("main", "debug"), sizes=None, skips=()):
+def scenario(name, doc, passes=("main", "debug"), sizes=None, skips=(), topics=()):
     """Register a scenario.  `passes`: the passes it runs on (see
     passes.PASSES).  `sizes`: {"*": {key: value}, PASS: {key: value}}, what
     ctx.size(key) gives on each pass.  `skips`: (passes, check, reason) for
     each check it skips on purpose on those passes; those skips pass, any
-    other skip fails the run (Results.expect_skips)."""
+    other skip fails the run (Results.expect_skips).  `topics`: the topic
+    series of patches/ whose changes it tests (run --topic, make
+    check-series TOPIC=)."""
     unknown = [p for p in passes if p not in PASSES]
     unknown += [p for ps, _, _ in skips for p in ps if p not in PASSES]
     if unknown:
         raise ValueError(f"scenario {name}: unknown pass {', '.join(unknown)}")
+    if not topics:
+        raise ValueError(f"scenario {name}: names no topic")
 
     def reg(fn):
         SCENARIOS[name] = Scenario(name, doc, fn, tuple(passes), dict(sizes or {}),
-                                   tuple(skips))
+                                   tuple(skips), tuple(topics))
         return fn
     return reg
 

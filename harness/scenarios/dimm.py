@@ -47,19 +47,19 @@ def dimm_roundtrip(ctx, res, name, mode, size=2 * GIB):
 
 
 @scenario("dimm-mode0", "memmap_on_memory=0: 2 GiB pc-dimm costs boot memory; remove returns "
-                        "all")
+                        "all", topics=("fixes",))
 def sc_dimm0(ctx, res):
     dimm_roundtrip(ctx, res, "dimm-mode0", "0")
 
 
 @scenario("dimm-mode1", "memmap_on_memory=1: 2 GiB pc-dimm self-hosts its memmap; remove "
-                        "returns all", passes=("main", "debug", "nothp"))
+                        "returns all", passes=("main", "debug", "nothp"), topics=("admin",))
 def sc_dimm1(ctx, res):
     dimm_roundtrip(ctx, res, "dimm-mode1", "1")
 
 
 @scenario("dimm-force", "memmap_on_memory=force: the same as =1, nothing padded",
-          passes=("main", "debug", "nothp"))
+          passes=("main", "debug", "nothp"), topics=("admin",))
 def sc_dimm_force(ctx, res):
     dimm_roundtrip(ctx, res, "dimm-force", "force")
 
@@ -95,7 +95,7 @@ def big_dimm(ctx, res, name, mode, size=64 * GIB, timeout=300, reader=None):
 
 @scenario("big-mode0", "64 GiB pc-dimm into 256 MiB with =0, in 10 fresh guests (3 on the "
                        "debug kernel): fails cleanly every time, no OOM kill, no panic",
-          sizes={"*": {"tries": 10}, "debug": {"tries": 3}})
+          sizes={"*": {"tries": 10}, "debug": {"tries": 3}}, topics=("fixes",))
 def sc_big0(ctx, res):
     tries = ctx.size("tries")
     clean, first_bad = 0, None
@@ -133,7 +133,7 @@ ZONE_READER = ("(while :; do cat /sys/devices/system/memory/memory*/valid_zones 
           # 64 GiB makes the few hundred KiB of noise in free memory small
           # (2 GiB adds cannot tell 40 from 70 KiB/GiB); the debug kernel's
           # lockdep and DEBUG_VM data cost ~80 KiB/GiB
-          sizes={"*": {"kib_per_gib": 64}, "debug": {"kib_per_gib": 128}})
+          sizes={"*": {"kib_per_gib": 64}, "debug": {"kib_per_gib": 128}}, topics=("stable-6.12",))
 def sc_big1(ctx, res):
     ok, how, r, vm = big_dimm(ctx, res, "big-mode1", "1", reader=ZONE_READER)
     res.check("big-mode1: the add succeeds", ok, how)

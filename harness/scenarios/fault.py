@@ -155,7 +155,7 @@ def pgtable_fail_count(ctx, res, name, direct_map, caller):
           passes=("debug", "kasan"),
           skips=[quarantine_skip(f"pgtable-fail-{d.split('=')[0]}{c}: free memory within 256 "
                                  "KiB after each failure")
-                 for d, _, _ in DIRECT_MAPS for c in ("", "-count")])
+                 for d, _, _ in DIRECT_MAPS for c in ("", "-count")], topics=("fixes",))
 def sc_pgtable_fail(ctx, res):
     for direct_map, caller, max_nth in DIRECT_MAPS:
         name = "pgtable-fail-" + direct_map.split("=")[0]
@@ -394,7 +394,8 @@ def sweep(res, name, sw):
                          "memory on and off: the N-th allocation of the add fails, N = 1, 2, ...",
           passes=("debug", "kasan"),
           skips=[quarantine_skip(f"fault-sweep/{p}-mode{m}: free memory within 256 KiB after "
-                                 "each failure") for m in "10" for p in ("dimm", "vmem")])
+                                 "each failure") for m in "10" for p in ("dimm", "vmem")],
+          topics=("fixes",))
 def sc_fault_sweep(ctx, res):
     name = "fault-sweep"
     for mode in ("1", "0"):

@@ -141,7 +141,7 @@ def pagecache_case(ctx, kernel, label, how, size, append, devices, name):
 @scenario("pagecache-add", "memmap_on_memory=0 while the page cache fills memory: a 128 MiB "
                            "and a 1 GiB pc-dimm and virtio-mem +1 GiB are added and onlined "
                            "(the stock kernel, if given, in the same guests)",
-          passes=("main", "debug", "nothp"))
+          passes=("main", "debug", "nothp"), topics=("admin",))
 def sc_pagecache_add(ctx, res):
     name = "pagecache-add"
     for label, how, size, append, devices in PAGECACHE_CASES:
@@ -221,7 +221,7 @@ def slab_state_text(state):
 @scenario("slab-add", "memmap_on_memory=0 while slab (negative dentries) fills memory: a "
                       "4 GiB pc-dimm, whose 64 MiB memmap fits only once the dentry cache "
                       "shrinks, is added and onlined (the stock kernel, if given, too)",
-          passes=("main", "debug", "nothp"))
+          passes=("main", "debug", "nothp"), topics=("admin",))
 def sc_slab_add(ctx, res):
     name = "slab-add"
     ok, what, state, vm = slab_case(ctx, ctx.kernel, name)
@@ -304,7 +304,7 @@ def median_case(ctx, kernel, case, append, name, repeats):
                          "what comes back (with the stock kernel, if given)",
           # its kernel-zone unplug depends on the pageblock size, not on
           # what the debug kernel checks
-          passes=("main", "nothp"))
+          passes=("main", "nothp"), topics=("virtio-mem-sbm",))
 def sc_vmem_kernel(ctx, res):
     name = "vmem-kernel"
     # which block a kernel allocation pins is chance: against the stock
@@ -449,7 +449,7 @@ def cma_case(ctx, kernel, append, name):
 @scenario("cma", "cma_alloc() of single pages and odd sizes, ranges that start inside a "
                  "pageblock, from a CMA area full of tmpfs pages, with =0 and =1: all succeed "
                  "and free (the stock kernel, if given, in the same guests)",
-          passes=("main", "debug", "nothp", "kasan"))
+          passes=("main", "debug", "nothp", "kasan"), topics=("pageblock",))
 def sc_cma(ctx, res):
     for tag, append in CMA_CASES:
         name = f"cma/{tag}"

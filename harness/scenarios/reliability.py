@@ -136,7 +136,7 @@ def soak(res, name, vm, cycle, cycles):
                   "in turn), offline, remove for pc-dimm and virtio-mem (make soak: 1000)",
           passes=("debug", "kasan"),
           skips=[quarantine_skip(f"soak/{p}: free memory within 1 MiB at every cycle")
-                 for p in ("dimm", "vmem")])
+                 for p in ("dimm", "vmem")], topics=("pageblock",))
 def sc_soak(ctx, res):
     name = "soak"
     append = ("memory_hotplug.memmap_on_memory=1 memhp_default_state=offline "
@@ -163,7 +163,8 @@ CYCLES = 100
           # (a debug kernel, about 3x slower) runs 20
           passes=("main", "nothp", "kasan"),
           sizes={"*": {"cycles": CYCLES}, "kasan": {"cycles": 20}},
-          skips=[quarantine_skip("cycles/dimm: free memory within 1 MiB at every cycle")])
+          skips=[quarantine_skip("cycles/dimm: free memory within 1 MiB at every cycle")],
+          topics=("pageblock",))
 def sc_cycles(ctx, res):
     """The soak's pc-dimm cycle on the kernel of the pass, for the memmap
     layouts of its configuration (on the nothp kernel: a memmap that ends
@@ -197,7 +198,8 @@ def page_flags(vm, pfn, count):
 
 @scenario("busy-offline", "memmap on memory: a block in ZONE_MOVABLE whose first pageblock "
                           "holds busy tmpfs pages after the memmap offlines, the pages migrate "
-                          "intact; the memmap pages stay", passes=("main", "debug", "nothp"))
+                          "intact; the memmap pages stay", passes=("main", "debug", "nothp"),
+          topics=("pageblock",))
 def sc_busy_offline(ctx, res):
     name = "busy-offline"
     size = 128 * MIB
@@ -274,7 +276,8 @@ def fill_memory(vm, share=0.96, rounds=4):
 
 
 @scenario("lowmem", "16 GiB pc-dimm and 16 GiB virtio-mem added while the guest uses >= 95 % "
-                    "of its memory: with memmap on memory both succeed and online")
+                    "of its memory: with memmap on memory both succeed and online",
+          topics=("admin",))
 def sc_lowmem(ctx, res):
     name = "lowmem"
     size = 16 * GIB
@@ -346,7 +349,7 @@ def guest_state(vm):
 
 @scenario("bad-input", "invalid writes to memoryN/state, memoryN/online, the mode parameter and "
                        "probe, and bad virtio-mem requests from the host: an error, no change, "
-                       "no splat", passes=("main", "debug", "kasan"))
+                       "no splat", passes=("main", "debug", "kasan"), topics=("admin",))
 def sc_bad_input(ctx, res):
     name = "bad-input"
     low = ctx.boot_mib(256)
@@ -486,7 +489,7 @@ def churn(vm, res, name, base, ids, requests):
 @scenario("vmem-sbm-churn", "virtio-mem SBM, =1, online_movable: 100 requests of -2 MiB and "
                             "back around 4 MiB, 20 around 260 and 300 MiB: no block removed "
                             "and re-added, no boot memory spent, each request met",
-          sizes={"*": {"requests": None}, "debug": {"requests": 10}})
+          sizes={"*": {"requests": None}, "debug": {"requests": 10}}, topics=("virtio-mem-sbm",))
 def sc_vmem_sbm_churn(ctx, res):
     name = "vmem-sbm-churn"
     with ctx.vm(name, VMEM_APPEND, virtio_mem=[{"id": "vm0", "size": "4G"}]) as vm:

@@ -52,7 +52,8 @@ KUNIT_DIMM_ADDR = dimm_base(KUNIT_MEM_MIB)
 
 
 @scenario("kunit", "KUnit at boot, per memmap_on_memory mode, with a cold-plugged DIMM "
-                   "left unadded for the hotplug cases", passes=("main", "debug", "nothp"))
+                   "left unadded for the hotplug cases", passes=("main", "debug", "nothp"),
+          topics=("admin",))
 def sc_kunit(ctx, res):
     for i, mode in enumerate(("1", "0", "force")):
         name = f"kunit-mode{mode}"
@@ -124,7 +125,7 @@ def kunit_tool(ctx, mode, build_dir, out_dir):
 
 @scenario("kunit-tool", "the hotplug KUnit suites through tools/testing/kunit/kunit.py run "
                         f"with {' and '.join(KUNITCONFIGS)}, per memmap_on_memory mode, on a "
-                        "kernel it builds itself", passes=("main",))
+                        "kernel it builds itself", passes=("main",), topics=("admin",))
 def sc_kunit_tool(ctx, res):
     build_dir = KUNIT_BUILD_DIR
     missing = [k for k in KUNITCONFIGS if not os.path.exists(os.path.join(ctx.tree, k))]
@@ -167,7 +168,7 @@ KSELFTEST_APPEND = "mem=4608M"
 
 @scenario("kselftest", "memory-hotplug/memmap_on_memory.sh, with =1 and =0: it adds memory "
                        "above mem= with probe itself, and leaves every block offline",
-          passes=("main", "debug", "nothp"))
+          passes=("main", "debug", "nothp"), topics=("tests",))
 def sc_kselftest(ctx, res):
     for mode in ("1", "0"):
         name = f"kselftest-mode{mode}"

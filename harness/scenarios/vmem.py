@@ -120,7 +120,7 @@ def busy_skip(name):
 
 @scenario("vmem-bbm", "virtio-mem Big Block Mode, =1, online_movable: 256 MiB grows to "
                       "64 GiB and back, 10 cycles, unplug while busy",
-          sizes=ROUNDTRIP_SIZES, skips=[busy_skip("vmem-bbm")])
+          sizes=ROUNDTRIP_SIZES, skips=[busy_skip("vmem-bbm")], topics=("virtio-mem-bbm",))
 def sc_vmem_bbm(ctx, res):
     vmem_roundtrip(ctx, res, "vmem-bbm", VMEM_APPEND + " virtio_mem.force_bbm=1",
                    [{"id": "vm0", "size": "64G"}])
@@ -128,7 +128,7 @@ def sc_vmem_bbm(ctx, res):
 
 @scenario("vmem-sbm", "virtio-mem Sub Block Mode (2 MiB subblocks), =1, online_movable: "
                       "256 MiB grows to 64 GiB and back, 10 cycles, unplug while busy",
-          sizes=ROUNDTRIP_SIZES, skips=[busy_skip("vmem-sbm")])
+          sizes=ROUNDTRIP_SIZES, skips=[busy_skip("vmem-sbm")], topics=("virtio-mem-sbm",))
 def sc_vmem_sbm(ctx, res):
     vmem_roundtrip(ctx, res, "vmem-sbm", VMEM_APPEND, [{"id": "vm0", "size": "64G"}])
 
@@ -137,7 +137,8 @@ FALLBACK_MSG = "memmap on memory not used"
 
 
 @scenario("vmem-sbm-odd", "virtio-mem SBM, =1: sizes that do not fill memory blocks, "
-                          "and 4 MiB subblocks (larger than the memmap)")
+                          "and 4 MiB subblocks (larger than the memmap)",
+          topics=("virtio-mem-sbm",))
 def sc_vmem_sbm_odd(ctx, res):
     name = "vmem-sbm-odd"
     with ctx.vm(name, VMEM_APPEND, virtio_mem=[{"id": "vm0", "size": "4G"}]) as vm:
@@ -216,7 +217,8 @@ def node1_cost(ctx, res, mode, path, size):
                   "and 16 GiB with =1: where the memmap comes from",
           # lock debugging makes every block's device, kobject and kernfs
           # nodes bigger: measured 280 KiB for 4 GiB on the debug kernel
-          sizes={"*": {"kib_per_gib": 64}, "debug": {"kib_per_gib": 96}})
+          sizes={"*": {"kib_per_gib": 64}, "debug": {"kib_per_gib": 96}},
+          topics=("virtio-mem-sbm",))
 def sc_numa(ctx, res):
     # =1 is judged per GiB, and a 4 GiB add was too small for that: what
     # node 0 gives beyond the memmap does not all grow with the size (node
@@ -230,7 +232,7 @@ def sc_numa(ctx, res):
 
 
 @scenario("vmem-auto-movable", "virtio-mem SBM, =1, online_policy=auto-movable: "
-                               "4 GiB in, then ask for 0")
+                               "4 GiB in, then ask for 0", topics=("virtio-mem-sbm",))
 def sc_vmem_auto_movable(ctx, res):
     name = "vmem-auto-movable"
     size = 4 * GIB
