@@ -20,7 +20,9 @@ help:
 	@echo "make tree          build/linux = pinned base + git am of patches/series"
 	@echo "make export        write build/linux's commits back to patches/"
 	@echo "make check         checkpatch.pl --strict on every patch"
-	@echo "make check-series  build after every patch (FROM=N: from patch N on)"
+	@echo "make check-series  build after every patch (FROM=N: from commit N of the whole line on);"
+	@echo "                   TOPIC=name: that topic on the base + the topics it needs, built"
+	@echo "                   after every patch, then its scenarios on its tip"
 	@echo "make cross         cross-build the files the series touches for arm64, powerpc (ppc64le),"
 	@echo "                   riscv (ARCHES='arm64 riscv' for some)"
 	@echo "make kernel        build the main test kernel (kernel-debug, kernel-nothp, kernel-kasan,"
@@ -54,7 +56,7 @@ cross: tree deps-cross
 	@scripts/cross.sh $(ARCHES)
 
 check-series: deps
-	@scripts/check-series.sh $(FROM)
+	@scripts/check-series.sh $(if $(TOPIC),--topic $(TOPIC),$(FROM))
 
 kernel: tree
 	@$(HARNESS) build main

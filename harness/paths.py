@@ -7,7 +7,9 @@ import re
 import shlex
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD = os.path.join(ROOT, "build")
+# where trees, kernels, images and runs go; BUILD in the environment moves
+# it, as for scripts/lib.sh (make check-series TOPIC= builds a topic apart)
+BUILD = os.path.abspath(os.environ.get("BUILD") or os.path.join(ROOT, "build"))
 
 
 def shell_line(args, root=ROOT):

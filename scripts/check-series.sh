@@ -1,15 +1,91 @@
 #!/usr/bin/env bash
-# Build the tree at the base and after every patch (bisectability).
-#   check-series.sh [FIRST]
-# FIRST (a patch number): start at the patch before it instead of the base,
-# for checking patches added on top of a series already checked.
-# Uses its own output directory so the main build stays warm.
+# Bisectability, and each topic on its own.
+#   check-series.sh [FIRST]       build the base and the tree after every patch
+#                                 of every topic (FIRST, a commit number of the
+#                                 whole line: start at the one before it)
+#   check-series.sh --topic NAME  build topic NAME after every one of its
+#                                 patches, on the base plus only the topics it
+#                                 needs (patches/series: '# topic NAME; needs:');
+#                                 then build the main kernel there and run the
+#                                 scenarios that test NAME on it
+# Uses its own output directories so the main build stays warm.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 "$ROOT/scripts/tree.sh"
 head=$(git -C "$TREE" rev-parse HEAD)
 restore() { git -C "$TREE" checkout -q -f series; }
 trap restore EXIT
+
+build_at() {  # build_at COMMIT OUT: ok/FAIL line; returns 1 on failure
+	local c=$1 subj msg
+	subj=$(git -C "$TREE" log -1 --format=%s "$c")
+	git -C "$TREE" checkout -q -f "$c"
+	if msg=$("$ROOT/scripts/build.sh" --partial -o "$2" 2>&1); then
+		echo "ok   $(git -C "$TREE" rev-parse --short "$c") $subj"
+	else
+		echo "FAIL $(git -C "$TREE" rev-parse --short "$c") $subj"
+		printf '%s\n' "$msg" | grep -v '^ ' | tail -3 | sed 's/^/     /'
+		return 1
+	fi
+}
+
+if [ "${1:-}" = --topic ]; then
+	name=${2:-}
+	declare -A needs=()
+	order=()
+	while read -r t rest; do
+		needs[$t]=$rest
+		order+=("$t")
+	done < <(series_topics)
+	[ -n "$name" ] && [ -n "${needs[$name]+x}" ] ||
+		die "--topic '$name': patches/series has the topics ${order[*]}"
+	# the topics NAME needs, and what they need, in the order of the series
+	declare -A want=([$name]=1)
+	changed=1
+	while [ $changed = 1 ]; do
+		changed=0
+		for t in "${!want[@]}"; do
+			for n in ${needs[$t]}; do
+				[ "$n" = base ] || [ -n "${want[$n]+x}" ] || { want[$n]=1; changed=1; }
+			done
+		done
+	done
+	chain=()
+	for t in "${order[@]}"; do [ -z "${want[$t]+x}" ] || chain+=("$t"); done
+	say "topic $name on the base + ${chain[*]:0:${#chain[@]}-1}"
+	git -C "$TREE" checkout -q -f -B "check-$name" base
+	n=0
+	while read -r p; do
+		t=${p%%/*}
+		[ -n "${want[$t]+x}" ] || continue
+		[ "$t" != "$name" ] || n=$((n + 1))
+		git -C "$TREE" "${GIT_ID[@]}" am -q --committer-date-is-author-date "$ROOT/patches/$p" \
+			>"$BUILD/am.log" 2>&1 || {
+			git -C "$TREE" am --abort >/dev/null 2>&1 || true
+			sed 's/^/    /' "$BUILD/am.log" | head -15 >&2
+			die "$p does not apply to the base + ${chain[*]}: its topic is missing a prerequisite"
+		}
+	done < <(series_patches)
+	tip=$(git -C "$TREE" rev-parse HEAD)
+	fail=0
+	for c in $(git -C "$TREE" rev-list --reverse "$tip~$n..$tip") ; do
+		build_at "$c" "$BUILD/out/check-series" || { fail=1; break; }
+	done
+	[ "$fail" -eq 0 ] || die "topic $name does not build at every step on its prerequisites"
+	# the topic's scenarios, on a kernel built from its tip, in a build
+	# folder of its own (kernels, runs) that shares the guest images
+	tb=$BUILD/check-$name
+	mkdir -p "$tb"
+	ln -sfn "$BUILD/guest" "$tb/guest"
+	rm -rf "$tb/linux"
+	git -C "$TREE" worktree prune
+	git -C "$TREE" worktree add -q -f --detach "$tb/linux" "$tip"
+	BUILD=$tb "$ROOT/scripts/build.sh" -o "$tb/out/main" >/dev/null ||
+		die "the main kernel does not build at the tip of $name; see $tb/out/main/build.log"
+	cd "$ROOT" && BUILD=$tb python3 -m harness run --no-build --passes main --topic "$name"
+	exit
+fi
+
 fail=0
 # index 0 is the base, index N patch N
 steps=($(git -C "$TREE" rev-parse base) $(git -C "$TREE" rev-list --reverse base..HEAD))
@@ -20,16 +96,7 @@ esac
 [ "$first" -ge 1 ] && [ "$first" -lt ${#steps[@]} ] ||
 	die "FIRST must be a patch number (1-$((${#steps[@]} - 1))), not '$first'"
 for c in "${steps[@]:first-1}"; do
-	subj=$(git -C "$TREE" log -1 --format=%s "$c")
-	git -C "$TREE" checkout -q -f "$c"
-	if msg=$("$ROOT/scripts/build.sh" --partial -o "$BUILD/out/check-series" 2>&1); then
-		echo "ok   $(git -C "$TREE" rev-parse --short "$c") $subj"
-	else
-		echo "FAIL $(git -C "$TREE" rev-parse --short "$c") $subj"
-		printf '%s\n' "$msg" | grep -v '^ ' | tail -3 | sed 's/^/     /' 
-		fail=1
-		break
-	fi
+	build_at "$c" "$BUILD/out/check-series" || { fail=1; break; }
 done
 [ "$(git -C "$TREE" rev-parse HEAD)" = "$head" ] || restore
 [ "$fail" -eq 0 ] || die "the series does not build at every step"
