@@ -27,7 +27,7 @@ KIB = 1 << 10
 
 # Blocks that exist and are linked to their node.  A block is linked to its
 # node only after every block of the range exists, so a new block that is
-# linked belongs to an add that is complete.  (Until patch 18 the block's
+# linked belongs to an add that is complete.  (Until stable-6.12 1/1 the block's
 # nid was NUMA_NO_NODE until then, and reading its valid_zones in between
 # dereferenced NODE_DATA(NUMA_NO_NODE); big-mode1 reads them on purpose.)
 LINKED_CMD = (f"cd {SYS_MEM} && for d in memory*; do set -- $d/node*; "

@@ -266,7 +266,7 @@ MARKERS = (
                                  r"inconsistent lock state|suspicious RCU usage|"
                                  r"bad unlock balance|lock held when returning"), splat=True),
     Marker("corruption", re.compile(r"list_(?:add|del) corruption"), splat=True),
-    # a failed hot-add: patch 21 refuses an add whose memmap can never fit,
+    # a failed hot-add: admin 9/9 refuses an add whose memmap can never fit,
     # the base drains memory and panics; ACPI and virtio-mem say they failed
     Marker("refused", re.compile(r"memmap does not fit"), why=1),
     Marker("deadlock", re.compile(r"System is deadlocked on memory"), why=2,

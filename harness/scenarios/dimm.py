@@ -102,7 +102,7 @@ def sc_big0(ctx, res):
     for i in range(tries):
         ok, how, _, vm = big_dimm(ctx, res, f"big-mode0-{i}", "0")
         con = vm.console()
-        # patch 21: 1 GiB of memmap is more than all the kernel zones of a
+        # admin 9/9: 1 GiB of memmap is more than all the kernel zones of a
         # 256 MiB guest manage, so the add is refused before anything is
         # allocated (the base drains free memory, and an allocation racing
         # with it may OOM and panic)
@@ -122,7 +122,7 @@ def sc_big0(ctx, res):
 
 
 # reads every block's valid_zones in a loop, as udev or an agent might while
-# the blocks of a big add appear (patch 18: the base oopses)
+# the blocks of a big add appear (stable-6.12 1/1: the base oopses)
 ZONE_READER = ("(while :; do cat /sys/devices/system/memory/memory*/valid_zones "
                ">/dev/null 2>&1; done) </dev/null >/dev/null 2>&1 & echo $! >/tmp/reader.pid")
 

@@ -165,7 +165,7 @@ def sc_pagecache_add(ctx, res):
 # read-only ext2 disk (tmpfs keeps no negative dentries), made with the
 # shell's builtin test, no fork per lookup.  Then a pc-dimm whose memmap
 # needs more than free memory and the page cache together: the base kernel
-# shrinks the dentry cache and adds it.  An earlier patch 21 estimated what
+# shrinks the dentry cache and adds it.  An earlier admin 9/9 estimated what
 # is free or reclaimable and refused it: with SLUB_TINY (the main config)
 # no slab is accounted as reclaimable, and SReclaimable stays 0.
 SLAB_DIMM = 4 * GIB          # 64 MiB of memmap
@@ -273,7 +273,7 @@ def vmem_kernel_case(ctx, kernel, case, append, name):
         plugged = measure.settle_virtio_mem(vm, "vm0", quiet=10)
         info = measure.meminfo(vm)
         left = sorted(measure.linked_blocks(vm) - set(b0))
-        # pages that hold the memmap inside these blocks (patch 13's file)
+        # pages that hold the memmap inside these blocks (admin 6/9's file)
         inside = sum(n or 0 for n in measure.block_memmap(vm, left).values()) * 4096
         shown = info["MemTotal"] - base["MemTotal"] + inside
         # what the blocks left still cost: their plugged memory, and the
@@ -335,7 +335,7 @@ def sc_vmem_kernel(ctx, res):
 
 
 # CMA: cma_alloc() with no alignment asks alloc_contig_range() for ranges
-# that start inside a pageblock, which patch 22 teaches to tell from ranges
+# that start inside a pageblock, which pageblock 1/3 teaches to tell from ranges
 # that follow a self-hosted memmap.  That question is asked on any memory,
 # whatever memmap_on_memory says; CMA areas are boot memory.  Fill the guest
 # with tmpfs first so that the CMA area holds movable pages, then ask for
