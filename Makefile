@@ -13,18 +13,21 @@ help:
 	@echo "make demo          build the kernel, measure a 16 GiB hot-add with =0 and =1, write results/demo/"
 	@echo "make test          every test: harness unit tests, KUnit, scenarios (closing line: N passed, N failed)"
 	@echo "make test-full     make test, plus the KASAN/kmemleak pass, the stock kernels in the"
-	@echo "                   scenarios that compare with the base, and make cross"
+	@echo "                   scenarios that compare with the base, and make check"
 	@echo "make run SCENARIOS='a b' PASSES=main,nothp"
 	@echo "                   build only the kernels those passes need, run only those scenarios"
 	@echo "make soak          1000 add/online/offline/remove cycles per path on the debug kernel (SOAK_CYCLES=N)"
 	@echo "make tree          build/linux = pinned base + git am of patches/series"
 	@echo "make export        write build/linux's commits back to patches/"
-	@echo "make check         checkpatch.pl --strict on every patch"
+	@echo "make check         checkpatch.pl --strict on every patch; the touched objects built in Debian's"
+	@echo "                   config, x86 with one option off in turn and 3 cross builds (no error,"
+	@echo "                   no warning, modules need only exported symbols); sparse, W=1 and"
+	@echo "                   kernel-doc against the base"
 	@echo "make check-series  build after every patch (FROM=N: from commit N of the whole line on);"
 	@echo "                   TOPIC=name: that topic on the base + the topics it needs, built"
 	@echo "                   after every patch, then its scenarios on its tip"
-	@echo "make cross         cross-build the files the series touches for arm64, powerpc (ppc64le),"
-	@echo "                   riscv (ARCHES='arm64 riscv' for some)"
+	@echo "make cross         make check's builds for arm64, ppc64le, riscv64 only (CONFIGS='arm64 riscv64'"
+	@echo "                   for some; any of make check's configurations by name)"
 	@echo "make kernel        build the main test kernel (kernel-debug, kernel-nothp, kernel-kasan,"
 	@echo "                   kernel-stock, kernel-stock-nothp: the others; harness/passes.py says what)"
 	@echo "make bench         stock =0, stock =1 and ours =1 on every path, write results/bench/;"
@@ -45,15 +48,17 @@ tree: deps
 export:
 	@scripts/export.sh
 
-check: tree
+check: tree deps-cross
 	@scripts/check.sh
+	@scripts/check-build.sh
+	@scripts/check-static.sh
 
-# the files the series touches, cross-built for arm64, ppc64le and riscv64
+# make check's tools: Debian's cross compilers and sparse
 deps-cross:
 	@scripts/deps.sh --cross
 
 cross: tree deps-cross
-	@scripts/cross.sh $(ARCHES)
+	@scripts/check-build.sh $(or $(CONFIGS),arm64 ppc64le riscv64)
 
 check-series: deps
 	@scripts/check-series.sh $(if $(TOPIC),--topic $(TOPIC),$(FROM))
@@ -93,7 +98,7 @@ test: kernel kernel-debug kernel-nothp initramfs
 # The KASAN pass, the longest, runs in a lane of its own (--lanes 2): its
 # kernel is built first, and its guests run while the other kernels build
 # and then while the other passes run (--build: one build at a time)
-test-full: cross initramfs
+test-full: check initramfs
 	@$(HARNESS) test --passes main,debug,nothp,kasan --stock --lanes 2 --build $(SCENARIOS)
 
 # some scenarios on some passes: only the kernels those need are built

@@ -13,8 +13,8 @@ esac
 pkgs=(build-essential bc bison flex libelf-dev libssl-dev cpio xz-utils perl
 	ccache rsync git qemu-system-x86 busybox-static python3 python3-matplotlib e2fsprogs
 	python3-ply python3-git)  # the last two: checkpatch.pl's spdxcheck.py
-# make cross: Debian 12's cross compilers (gcc 12, as the native one)
-[ -z "$cross" ] || pkgs+=(gcc-aarch64-linux-gnu gcc-powerpc64le-linux-gnu gcc-riscv64-linux-gnu)
+# make check: Debian 12's cross compilers (gcc 12, as the native one) and sparse
+[ -z "$cross" ] || pkgs+=(gcc-aarch64-linux-gnu gcc-powerpc64le-linux-gnu gcc-riscv64-linux-gnu sparse)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
