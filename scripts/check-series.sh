@@ -31,27 +31,11 @@ build_at() {  # build_at COMMIT OUT: ok/FAIL line; returns 1 on failure
 
 if [ "${1:-}" = --topic ]; then
 	name=${2:-}
-	declare -A needs=()
-	order=()
-	while read -r t rest; do
-		needs[$t]=$rest
-		order+=("$t")
-	done < <(series_topics)
-	[ -n "$name" ] && [ -n "${needs[$name]+x}" ] ||
-		die "--topic '$name': patches/series has the topics ${order[*]}"
-	# the topics NAME needs, and what they need, in the order of the series
-	declare -A want=([$name]=1)
-	changed=1
-	while [ $changed = 1 ]; do
-		changed=0
-		for t in "${!want[@]}"; do
-			for n in ${needs[$t]}; do
-				[ "$n" = base ] || [ -n "${want[$n]+x}" ] || { want[$n]=1; changed=1; }
-			done
-		done
-	done
-	chain=()
-	for t in "${order[@]}"; do [ -z "${want[$t]+x}" ] || chain+=("$t"); done
+	[ -n "$name" ] && closure=$(series_closure "$name") ||
+		die "--topic '$name': patches/series has the topics $(series_topics | cut -d' ' -f1 | xargs)"
+	mapfile -t chain <<<"$closure"
+	declare -A want=()
+	for t in "${chain[@]}"; do want[$t]=1; done
 	say "topic $name on the base + ${chain[*]:0:${#chain[@]}-1}"
 	git -C "$TREE" checkout -q -f -B "check-$name" base
 	n=0

@@ -30,6 +30,28 @@ series_topics() {
 	sed -nE 's/^# topic ([a-z0-9.-]+); needs: (.*)$/\1 \2/p' "$ROOT/patches/series"
 }
 
+# The topics that topic NAME needs, directly or through another, and NAME
+# itself last, in the order of patches/series.  Fails for an unknown NAME.
+series_closure() {  # series_closure NAME
+	local t n rest changed=1
+	local -A needs=() want=([$1]=1)
+	local -a order=()
+	while read -r t rest; do
+		needs[$t]=$rest
+		order+=("$t")
+	done < <(series_topics)
+	[ -n "${needs[$1]+x}" ] || return 1
+	while [ $changed = 1 ]; do
+		changed=0
+		for t in "${!want[@]}"; do
+			for n in ${needs[$t]}; do
+				[ "$n" = base ] || [ -n "${want[$n]+x}" ] || { want[$n]=1; changed=1; }
+			done
+		done
+	done
+	for t in "${order[@]}"; do [ -z "${want[$t]+x}" ] || echo "$t"; done
+}
+
 # What the tree is built from: sha256 of base.pin and the series' patches
 # (tree.sh and export.sh stamp build/linux with it; a run's manifest quotes
 # the stamp).
