@@ -3,11 +3,13 @@
 #   check-series.sh [FIRST]       build the base and the tree after every patch
 #                                 of every topic (FIRST, a commit number of the
 #                                 whole line: start at the one before it)
-#   check-series.sh --topic NAME  build topic NAME after every one of its
+#   check-series.sh --topic NAME [--no-run]
+#                                 build topic NAME after every one of its
 #                                 patches, on the base plus only the topics it
 #                                 needs (patches/series: '# topic NAME; needs:');
 #                                 then build the main kernel there and run the
-#                                 scenarios that test NAME on it
+#                                 scenarios that test NAME on it (--no-run:
+#                                 not those)
 # Uses its own output directories so the main build stays warm.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -56,6 +58,11 @@ if [ "${1:-}" = --topic ]; then
 		build_at "$c" "$BUILD/out/check-series" || { fail=1; break; }
 	done
 	[ "$fail" -eq 0 ] || die "topic $name does not build at every step on its prerequisites"
+	case ${3:-} in
+	'') ;;
+	--no-run) echo "topic $name builds at every step on its prerequisites"; exit ;;
+	*) die "unknown argument '$3' after --topic $name (--no-run)" ;;
+	esac
 	# the topic's scenarios, on a kernel built from its tip, in a build
 	# folder of its own (kernels, runs) that shares the guest images
 	tb=$BUILD/check-$name
