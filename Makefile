@@ -25,7 +25,7 @@ help:
 	@echo "                   kernel-doc against the base"
 	@echo "make check-series  build after every patch (FROM=N: from commit N of the whole line on);"
 	@echo "                   TOPIC=name: that topic on the base + the topics it needs, built"
-	@echo "                   after every patch, then its scenarios on its tip"
+	@echo "                   after every patch, then its scenarios on its tip (NORUN=1: not those)"
 	@echo "make cross         make check's builds for arm64, ppc64le, riscv64 only (CONFIGS='arm64 riscv64'"
 	@echo "                   for some; any of make check's configurations by name)"
 	@echo "make kernel        build the main test kernel (kernel-debug, kernel-nothp, kernel-kasan,"
@@ -61,7 +61,7 @@ cross: tree deps-cross
 	@scripts/check-build.sh $(or $(CONFIGS),arm64 ppc64le riscv64)
 
 check-series: deps
-	@scripts/check-series.sh $(if $(TOPIC),--topic $(TOPIC),$(FROM))
+	@scripts/check-series.sh $(if $(TOPIC),--topic $(TOPIC) $(if $(NORUN),--no-run),$(FROM))
 
 kernel: tree
 	@$(HARNESS) build main
