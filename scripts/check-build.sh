@@ -33,7 +33,7 @@ declare -A CONF=(
 	[riscv64]="riscv defconfig cross cross-virtio-mem"
 )
 ORDER=(debian no-hotremove no-numa no-memmap-on-memory no-kunit arm64 ppc64le riscv64)
-declare -A CROSS=([x86]= [arm64]=aarch64-linux-gnu- [powerpc]=powerpc64le-linux-gnu-
+declare -A CROSS=([x86]="" [arm64]=aarch64-linux-gnu- [powerpc]=powerpc64le-linux-gnu-
 	[riscv]=riscv64-linux-gnu-)
 # The option that builds each object the series touches ("y": always).  A
 # touched file that is missing here stops the run: add it.

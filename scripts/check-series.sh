@@ -79,7 +79,7 @@ fi
 
 fail=0
 # index 0 is the base, index N patch N
-steps=($(git -C "$TREE" rev-parse base) $(git -C "$TREE" rev-list --reverse base..HEAD))
+mapfile -t steps < <(git -C "$TREE" rev-parse base; git -C "$TREE" rev-list --reverse base..HEAD)
 first=${1:-1}
 case $first in
 ''|*[!0-9]*) die "FIRST must be a patch number (1-$((${#steps[@]} - 1))), not '$first'" ;;
