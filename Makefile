@@ -6,7 +6,7 @@ BUILD := build
 HARNESS := $(PY) -m harness
 PASSES ?= main
 
-.PHONY: all deps base tree export check check-series kernel kernel-debug kernel-kasan kernel-nothp kernel-stock kernel-stock-nothp initramfs deps-cross cross demo test test-full run soak bench bench-main bench-nothp unit list clean help
+.PHONY: all deps base tree export check check-series check-topics kernel kernel-debug kernel-kasan kernel-nothp kernel-stock kernel-stock-nothp initramfs deps-cross cross demo test test-full run soak bench bench-main bench-nothp unit list clean help
 
 all: help
 help:
@@ -20,12 +20,13 @@ help:
 	@echo "make tree          build/linux = pinned base + git am of patches/series"
 	@echo "make export        write build/linux's commits back to patches/"
 	@echo "make check         checkpatch.pl --strict on every patch; the touched objects built in Debian's"
-	@echo "                   config, x86 with one option off in turn and 3 cross builds (no error,"
-	@echo "                   no warning, modules need only exported symbols); sparse, W=1 and"
-	@echo "                   kernel-doc against the base"
+	@echo "                   config, x86 with one option off in turn, KASAN, i386 and 3 cross builds"
+	@echo "                   (no error, no warning, modules need only exported symbols); sparse, W=1"
+	@echo "                   and kernel-doc against the base"
 	@echo "make check-series  build after every patch (FROM=N: from commit N of the whole line on);"
 	@echo "                   TOPIC=name: that topic on the base + the topics it needs, built"
 	@echo "                   after every patch, then its scenarios on its tip (NORUN=1: not those)"
+	@echo "make check-topics  make check-series TOPIC=name for every topic, in order (NORUN=1 too)"
 	@echo "make cross         make check's builds for arm64, ppc64le, riscv64 only (CONFIGS='arm64 riscv64'"
 	@echo "                   for some; any of make check's configurations by name)"
 	@echo "make kernel        build the main test kernel (kernel-debug, kernel-nothp, kernel-kasan,"
@@ -60,8 +61,13 @@ deps-cross:
 cross: tree deps-cross
 	@scripts/check-build.sh $(or $(CONFIGS),arm64 ppc64le riscv64)
 
-check-series: deps
+check-series: deps $(if $(TOPIC),$(if $(NORUN),,initramfs))
 	@scripts/check-series.sh $(if $(TOPIC),--topic $(TOPIC) $(if $(NORUN),--no-run),$(FROM))
+
+# every topic on its own, one after the other (make check-series TOPIC=...)
+check-topics: deps $(if $(NORUN),,initramfs)
+	@for t in $$(sed -nE 's/^# topic ([a-z0-9.-]+);.*/\1/p' patches/series); do \
+		scripts/check-series.sh --topic $$t $(if $(NORUN),--no-run) || exit 1; done
 
 kernel: tree
 	@$(HARNESS) build main

@@ -35,6 +35,13 @@ if [ "${1:-}" = --topic ]; then
 	name=${2:-}
 	[ -n "$name" ] && closure=$(series_closure "$name") ||
 		die "--topic '$name': patches/series has the topics $(series_topics | cut -d' ' -f1 | xargs)"
+	case ${3:-} in
+	'' | --no-run) ;;
+	*) die "unknown argument '$3' after --topic $name (--no-run)" ;;
+	esac
+	# the scenarios need the guest image: say so now, not after the builds
+	[ -n "${3:-}" ] || [ -f "$BUILD/guest/initrd.cpio" ] ||
+		die "no $BUILD/guest/initrd.cpio for the scenarios: run 'make initramfs' (or --no-run)"
 	mapfile -t chain <<<"$closure"
 	declare -A want=()
 	for t in "${chain[@]}"; do want[$t]=1; done
@@ -58,11 +65,10 @@ if [ "${1:-}" = --topic ]; then
 		build_at "$c" "$BUILD/out/check-series" || { fail=1; break; }
 	done
 	[ "$fail" -eq 0 ] || die "topic $name does not build at every step on its prerequisites"
-	case ${3:-} in
-	'') ;;
-	--no-run) echo "topic $name builds at every step on its prerequisites"; exit ;;
-	*) die "unknown argument '$3' after --topic $name (--no-run)" ;;
-	esac
+	if [ -n "${3:-}" ]; then
+		echo "topic $name builds at every step on its prerequisites"
+		exit
+	fi
 	# the topic's scenarios, on a kernel built from its tip, in a build
 	# folder of its own (kernels, runs) that shares the guest images
 	tb=$BUILD/check-$name

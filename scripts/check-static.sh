@@ -4,8 +4,10 @@
 # (run that first):
 #   - sparse (C=1, Debian's sparse) and W=1 add no warning: each object is
 #     built at the base and with the series, and a warning counts as new
-#     when the series' build has it more often than the base's (compared
-#     without line and column numbers, which the series moves);
+#     when the series' build has it more often than the base's, in any
+#     file (the object's C file, the C files it #includes, headers),
+#     compared by path in the tree and text, without line and column
+#     numbers, which the series moves;
 #   - scripts/kernel-doc -none finds nothing new in the touched files, and
 #     every non-static function the series adds has a kernel-doc comment.
 #   check-static.sh
@@ -31,20 +33,35 @@ warnings() {  # warnings TREE OUT OBJ
 	local tree=$1 out=$2 o=$3 log
 	log=$out/${o//\//_}.log
 	mkdir -p "$out"
-	[ -f "$out/.config" ] || { cp "$conf" "$out/.config"; make -C "$tree" O="$out" CC="$cc" \
-		HOSTCC=gcc olddefconfig >/dev/null 2>&1; }
+	# set up once, prepare included, so that each object's log has only
+	# what building that object prints
+	if ! cmp -s "$conf" "$out/.config.debian"; then
+		cp "$conf" "$out/.config"
+		cp "$conf" "$out/.config.debian"
+		make -C "$tree" O="$out" CC="$cc" HOSTCC=gcc olddefconfig >/dev/null 2>&1 ||
+			die "olddefconfig failed in $out"
+	fi
+	make -C "$tree" O="$out" CC="$cc" HOSTCC=gcc -j"$(nproc)" W=1 C=1 prepare \
+		>"$out/prepare.log" 2>&1 || die "make prepare failed in $tree; see $out/prepare.log"
 	[ -f "$tree/${o%.o}.c" ] || return 0   # a file the series adds
 	rm -f "$out/$o"
 	make -C "$tree" O="$out" CC="$cc" HOSTCC=gcc -j"$(nproc)" W=1 C=1 "$o" >"$log" 2>&1 ||
 		die "$o does not build in $tree; see $log"
-	grep -E "^([.]{2}/)*${o%.o}\.c:[0-9]+:[0-9]+: (warning|error)" "$log" |
-		sed -E 's/^([.]{2}\/)*([^:]+):[0-9]+:[0-9]+:/\2:/' | LC_ALL=C sort || true
+	# gcc and sparse name the file by its absolute path (O= builds): keep
+	# the part inside the tree, and every file's warnings, headers' too,
+	# but not the host tools' (scripts/) that the first build prints
+	sed -E "s|^$tree/||; s|^([.]{2}/)+||" "$log" |
+		grep -E '^[^ :]+:[0-9]+:[0-9]+: (warning|error)' | grep -v '^scripts/' |
+		sed -E 's/^([^:]+):[0-9]+:[0-9]+:/\1:/' | LC_ALL=C sort || true
 }
 
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 bad=0
 for o in "${objs[@]}"; do
-	new=$(LC_ALL=C comm -13 <(warnings "$stock" "$BUILD/out/check-static-base" "$o") \
-		<(warnings "$TREE" "$BUILD/out/check-static" "$o"))
+	warnings "$stock" "$BUILD/out/check-static-base" "$o" >"$tmp/base"
+	warnings "$TREE" "$BUILD/out/check-static" "$o" >"$tmp/series"
+	new=$(LC_ALL=C comm -13 "$tmp/base" "$tmp/series")
 	if [ -n "$new" ]; then
 		echo "FAIL sparse/W=1: $o: new warnings"
 		printf '%s\n' "$new" | head -10 | sed 's/^/     /'
@@ -69,11 +86,13 @@ for f in "${files[@]}" $(git -C "$TREE" diff --name-only base HEAD -- '*.h' | gr
 		bad=$((bad + 1))
 	fi
 done
-# ... and every function the series adds that is not static (a definition
-# at column 0 that the base's file does not have) has a kernel-doc comment
+# ... and every function the series adds or makes visible that is not
+# static (a definition at column 0 that the base's file does not have, or
+# has as static) has a kernel-doc comment
 while IFS=' ' read -r f fn; do
 	def="^[A-Za-z_].*[ *]$fn\("
-	! git -C "$TREE" show "base:$f" 2>/dev/null | grep -qE "$def" || continue
+	basedef=$(git -C "$TREE" show "base:$f" 2>/dev/null | grep -E "$def" | head -1 || true)
+	[ -z "$basedef" ] || [ "${basedef#static}" != "$basedef" ] || continue
 	! git -C "$TREE" show "HEAD:$f" | grep -E "$def" | head -1 | grep -q '^static' || continue
 	if (cd "$TREE" && scripts/kernel-doc -rst -function "$fn" "$f" 2>/dev/null) | grep -q .; then
 		echo "ok   kernel-doc: $f: $fn()"

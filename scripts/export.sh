@@ -69,8 +69,9 @@ for t in "${topics[@]}"; do
 	mapfile -t chain < <(series_closure "$name")
 	from=$prev
 	to=topic-$name
-	if [ "$(git -C "$TREE" rev-list --count "base..$prev")" -ne \
-	     "$(for u in "${chain[@]:0:${#chain[@]}-1}"; do echo ${commits[$u]}; done | wc -w)" ]; then
+	if [ "$(git -C "$TREE" rev-list "base..$prev" | LC_ALL=C sort | xargs)" != \
+	     "$(for u in "${chain[@]:0:${#chain[@]}-1}"; do echo ${commits[$u]}; done |
+		xargs -n1 | LC_ALL=C sort | xargs)" ]; then
 		from=base
 		for u in "${chain[@]:0:${#chain[@]}-1}"; do
 			# shellcheck disable=SC2086

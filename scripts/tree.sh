@@ -21,7 +21,7 @@ done
 stamp_file=$TREE/.git/series.applied   # "<patches digest> <resulting HEAD>"
 digest=$(series_digest)
 head=$(git -C "$TREE" rev-parse HEAD)
-old_digest= old_head=
+old_digest='' old_head=''
 [ ! -f "$stamp_file" ] || read -r old_digest old_head <"$stamp_file"
 if [ "$old_digest" = "$digest" ] && [ "$old_head" = "$head" ] && git -C "$TREE" diff --quiet HEAD; then
 	say "build/linux already holds the series (${#patches[@]} patches)"
@@ -30,6 +30,9 @@ fi
 if [ "$force" != --force ] && [ -n "$old_head" ] && [ "$head" != "$old_head" ] &&
 	[ -n "$(git -C "$TREE" rev-list "$old_head..HEAD" 2>/dev/null)" ]; then
 	die "build/linux has commits that are not in patches/ (run 'make export' to keep them, or 'make tree FORCE=1' to drop them)"
+fi
+if [ "$force" != --force ] && [ -n "$old_head" ] && ! git -C "$TREE" diff --quiet HEAD; then
+	die "build/linux has uncommitted changes (commit them and run 'make export' to keep them, or 'make tree FORCE=1' to drop them)"
 fi
 
 say "resetting build/linux to the base and applying ${#patches[@]} patches"
