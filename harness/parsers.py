@@ -352,6 +352,15 @@ def kunit_tool_cases(doc, prefix=""):
     return out
 
 
+def kunit_source_cases(c_text, cases_array):
+    """The KUNIT_CASE()s of one case array (static struct kunit_case
+    NAME[] = { ... }) of a C file -> [case name], in order; [] when the
+    file has no such array."""
+    m = re.search(r"struct\s+kunit_case\s+" + re.escape(cases_array) + r"\s*\[\]\s*=\s*\{(.*?)\};",
+                  c_text, re.S)
+    return re.findall(r"KUNIT_CASE\w*\(\s*(\w+)", m.group(1)) if m else []
+
+
 def stress_ng_ops(yaml_text):
     """stress-ng --yaml output -> {stressor: bogo ops} (its metrics list)."""
     ops, name = {}, None

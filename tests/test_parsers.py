@@ -320,6 +320,15 @@ class KunitToolTest(unittest.TestCase):
             "[1:2:3] Testing complete. Ran 3 tests: passed: 3")["passed"], 3)
         self.assertIsNone(parsers.kunit_tool_summary("[1:2:3] Building KUnit Kernel ..."))
 
+    def test_source_cases(self):
+        src = ("static struct kunit_case other_cases[] = {\n\tKUNIT_CASE(x_test),\n\t{}\n};\n"
+               "static struct kunit_case memory_hotplug_memmap_cases[] = {\n"
+               "\tKUNIT_CASE(memmap_size_test),\n\tKUNIT_CASE_SLOW(hotplug_kernel_test),\n"
+               "\t{}\n};\n")
+        self.assertEqual(parsers.kunit_source_cases(src, "memory_hotplug_memmap_cases"),
+                         ["memmap_size_test", "hotplug_kernel_test"])
+        self.assertEqual(parsers.kunit_source_cases(src, "virtio_mem_cases"), [])
+
     def test_json_cases(self):
         doc = {"name": "KUnit Test Group", "test_cases": [], "sub_groups": [
             {"name": "memory_hotplug_memmap", "sub_groups": [], "test_cases": [
