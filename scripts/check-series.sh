@@ -46,6 +46,7 @@ if [ "${1:-}" = --topic ]; then
 	declare -A want=()
 	for t in "${chain[@]}"; do want[$t]=1; done
 	say "topic $name on the base + ${chain[*]:0:${#chain[@]}-1}"
+	git -C "$TREE" am --abort >/dev/null 2>&1 || true   # left by an interrupted run
 	git -C "$TREE" checkout -q -f -B "check-$name" base
 	n=0
 	while read -r p; do
