@@ -6,7 +6,7 @@ BUILD := build
 HARNESS := $(PY) -m harness
 PASSES ?= main
 
-.PHONY: all deps base tree export check check-series check-topics kernel kernel-debug kernel-kasan kernel-nothp kernel-stock kernel-stock-nothp initramfs deps-cross cross demo test test-full run soak bench bench-main bench-nothp unit list clean help
+.PHONY: all deps base tree export check check-series check-topics kernel kernel-debug kernel-kasan kernel-nothp kernel-stock kernel-stock-nothp initramfs deps-cross deps-arm64 kernels-arm64 initramfs-arm64 test-arm64 bench-arm64 cross demo test test-full run soak bench bench-main bench-nothp unit list clean help
 
 all: help
 help:
@@ -33,6 +33,8 @@ help:
 	@echo "                   kernel-stock, kernel-stock-nothp: the others; harness/passes.py says what)"
 	@echo "make bench         stock =0, stock =1 and ours =1 on every path, write results/bench/;"
 	@echo "                   then the nothp kernels (stock =1, stock =force, ours =1), results/bench-nothp/"
+	@echo "make test-arm64    the arm64 passes (4, 16 and 64 KiB pages, QEMU virt, UEFI, TCG) with the"
+	@echo "                   stock kernels compared; kernels-arm64, initramfs-arm64: what they boot"
 	@echo "make list          the scenarios and the passes they run on"
 	@echo "python3 -m harness shell SCENARIO   a shell on that scenario's guest (see README)"
 	@echo "python3 -m harness parse FILE       re-judge a saved console log"
@@ -61,11 +63,11 @@ deps-cross:
 cross: tree deps-cross
 	@scripts/check-build.sh $(or $(CONFIGS),arm64 ppc64le riscv64)
 
-check-series: deps $(if $(TOPIC),$(if $(NORUN),,initramfs))
+check-series: deps $(if $(TOPIC),$(if $(NORUN),,initramfs $(if $(filter arm64,$(TOPIC)),initramfs-arm64)))
 	@scripts/check-series.sh $(if $(TOPIC),--topic $(TOPIC) $(if $(NORUN),--no-run),$(FROM))
 
 # every topic on its own, one after the other (make check-series TOPIC=...)
-check-topics: deps $(if $(NORUN),,initramfs)
+check-topics: deps $(if $(NORUN),,initramfs initramfs-arm64)
 	@for t in $$(sed -nE 's/^# topic ([a-z0-9.-]+);.*/\1/p' patches/series); do \
 		scripts/check-series.sh --topic $$t $(if $(NORUN),--no-run) || exit 1; done
 
@@ -83,6 +85,26 @@ kernel-stock kernel-stock-nothp: kernel-%: deps
 # mm selftests built statically) for the peers scenario
 initramfs: tree
 	@$(HARNESS) image
+
+# arm64: Debian's cross compiler, qemu-system-aarch64 and its UEFI firmware;
+# the kernels for each page size, ours and the base's; the same guest image
+# with Debian's arm64 busybox
+ARM64_KERNELS := $(foreach k,4k 16k 64k,arm64-$(k) stock-arm64-$(k))
+deps-arm64:
+	@scripts/deps.sh --arm64
+
+$(addprefix kernel-,$(ARM64_KERNELS)): kernel-%: tree deps-arm64
+	@$(HARNESS) build $*
+
+kernels-arm64: tree deps-arm64
+	@$(HARNESS) build $(ARM64_KERNELS)
+
+initramfs-arm64: tree deps-arm64
+	@scripts/initramfs.sh -a arm64 $(BUILD)/guest/initrd-arm64.cpio
+
+# every scenario of the arm64 passes, each compared with the base
+test-arm64: kernels-arm64 initramfs-arm64
+	@$(HARNESS) run --no-build --passes arm64-4k,arm64-16k,arm64-64k --stock $(SCENARIOS)
 
 # the KTAP fixture tests read kunit_tool's test data from build/linux
 unit: tree
@@ -104,8 +126,8 @@ test: kernel kernel-debug kernel-nothp initramfs
 # The KASAN pass, the longest, runs in a lane of its own (--lanes 2): its
 # kernel is built first, and its guests run while the other kernels build
 # and then while the other passes run (--build: one build at a time)
-test-full: check initramfs
-	@$(HARNESS) test --passes main,debug,nothp,kasan --stock --lanes 2 --build $(SCENARIOS)
+test-full: check initramfs initramfs-arm64
+	@$(HARNESS) test --passes main,debug,nothp,kasan,arm64-4k,arm64-16k,arm64-64k --stock --lanes 2 --build $(SCENARIOS)
 
 # some scenarios on some passes: only the kernels those need are built
 # (STOCK=1: and the stock kernels of those passes, compared with)
@@ -116,14 +138,17 @@ SOAK_CYCLES ?= 1000
 soak: tree initramfs
 	@$(HARNESS) run --passes debug --soak-cycles $(SOAK_CYCLES) soak
 
-# two runs, one table each: the main config, then the one without THP
-bench: bench-main bench-nothp
+# three runs, one table each: the main config, the one without THP, arm64
+bench: bench-main bench-nothp bench-arm64
 
 bench-main: kernel kernel-stock initramfs
 	@$(HARNESS) bench $(BENCH_ARGS)
 
 bench-nothp: kernel-nothp kernel-stock-nothp initramfs
 	@$(HARNESS) bench --set nothp $(BENCH_ARGS)
+
+bench-arm64: kernels-arm64 initramfs-arm64
+	@$(HARNESS) bench --set arm64 $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD)/out $(BUILD)/runs $(BUILD)/guest

@@ -15,8 +15,9 @@ import argparse
 import os
 import sys
 
-from .bench import SETS as BENCH_SETS
-from .passes import BUILD, INITRD, KERNELS, PASSES, TEST_PASSES, kernel_image
+from .bench import SETS as BENCH_SETS, flat_kernels
+from .passes import BUILD, INITRD, INITRDS, KERNELS, PASSES, TEST_PASSES, kernel_image, \
+    pass_kernel
 from .results import Results
 from .scenarios import SCENARIOS
 from .paths import ROOT, series_topics, shell_line
@@ -98,11 +99,12 @@ def parser():
     b.add_argument("--set", default="main", choices=sorted(BENCH_SETS),
                    help="main: stock =0, stock =1, ours =1 on every path (default); nothp: "
                         "the kernels without THP and HUGETLB, stock =1, stock =force, ours =1 "
-                        "on pc-dimm")
+                        "on pc-dimm; arm64: stock =0, stock =1, ours =1 on pc-dimm with 4, 16 "
+                        "and 64 KiB pages")
     b.add_argument("--kernel", default=None, help="ours (default: the set's kernel)")
     b.add_argument("--stock-kernel", default=None, help="stock (default: the set's)")
     b.add_argument("--out", default=None,
-                   help="results folder (default: results/bench, results/bench-nothp)")
+                   help="results folder (default: results/bench, results/bench-SET)")
     b.add_argument("--repeat", type=int, default=3,
                    help="samples of each add for metrics 1, 2 and 4 (default 3)")
     b.add_argument("--timing-repeat", type=int, default=5,
@@ -152,6 +154,11 @@ def run_plan(args, argv, unit):
         return error(why)
     if not os.path.exists(args.initrd):
         return error(f"{args.initrd} does not exist; run 'make initramfs' first")
+    # the passes of another architecture boot its image (Context)
+    arches = {pass_kernel(p).arch for p, names in todo.items() if names} - {"x86_64"}
+    for arch in sorted(arches) if args.initrd == INITRD else ():
+        if not os.path.exists(INITRDS[arch]):
+            return error(f"{INITRDS[arch]} does not exist; run 'make initramfs-{arch}' first")
     kernels = stages.kernels_needed(todo, args.stock)
     if args.cmd == "run" and not args.no_build:
         for r in stages.build(kernels):
@@ -180,6 +187,12 @@ def run_plan(args, argv, unit):
     return 1 if res.count("fail") else 0
 
 
+def pass_kernel_arch(spec):
+    """The architecture of a bench set's kernels."""
+    ours = spec["kernels"]["ours"]
+    return KERNELS[next(iter(ours.values())) if isinstance(ours, dict) else ours].arch
+
+
 def bench_cmd(args, argv):
     from .bench import bench
     spec = BENCH_SETS[args.set]
@@ -191,13 +204,25 @@ def bench_cmd(args, argv):
     for n, v in (("--repeat", args.repeat), ("--timing-repeat", args.timing_repeat)):
         if not 1 <= v <= 20:
             return error(f"{n} {v}: give 1..20")
-    kernels = {"ours": args.kernel or kernel_image(spec["kernels"]["ours"]),
-               "stock": args.stock_kernel or kernel_image(spec["kernels"]["stock"])}
-    for who, path in kernels.items():
+    per_path = isinstance(spec["kernels"]["ours"], dict)
+    if per_path and (args.kernel or args.stock_kernel):
+        return error(f"--kernel, --stock-kernel: the set {args.set} has a kernel pair per path")
+    if per_path:
+        kernels = {who: {p: kernel_image(spec["kernels"][who][p]) for p in paths}
+                   for who in ("ours", "stock")}
+    else:
+        kernels = {"ours": args.kernel or kernel_image(spec["kernels"]["ours"]),
+                   "stock": args.stock_kernel or kernel_image(spec["kernels"]["stock"])}
+    for who, path in flat_kernels(kernels).items():
         if not os.path.exists(path):
             return error(f"{path} ({who}) does not exist; run 'make bench-{args.set}' to build it")
+    # the set's guests boot the image of their architecture
+    arch = pass_kernel_arch(spec)
+    if args.initrd == INITRD and arch != "x86_64":
+        args.initrd = INITRDS[arch]
     if not os.path.exists(args.initrd):
-        return error(f"{args.initrd} does not exist; run 'make initramfs' first")
+        return error(f"{args.initrd} does not exist; run 'make "
+                     f"{'initramfs' if arch == 'x86_64' else 'initramfs-' + arch}' first")
     sub_dir = "bench" if args.set == "main" else f"bench-{args.set}"
     out = args.out or os.path.join(ROOT, "results", sub_dir)
     return bench(kernels, args.initrd, os.path.join(args.rundir, sub_dir), args.accel, out,

@@ -1,12 +1,14 @@
 """`make bench`: the stock base (no series) against ours, on every hot-add
 path, in a 256 MiB guest.  Writes bench.json, bench.md and bench.png.
 
-Two sets, each one run of its own:
+Three sets, each one run of its own:
   main:  the main config (2 MiB pageblocks); stock =0, stock =1, ours =1
          (memory_hotplug.memmap_on_memory) on pc-dimm (ACPI), virtio-mem
          Sub Block Mode and virtio-mem Big Block Mode;
   nothp: the config without THP and HUGETLB (4 MiB pageblocks); stock =1,
-         stock =force, ours =1 on pc-dimm.
+         stock =force, ours =1 on pc-dimm;
+  arm64: arm64 (virt, UEFI, ACPI) with 4, 16 and 64 KiB pages, a kernel
+         pair for each; stock =0, stock =1, ours =1 on pc-dimm.
 Every sample boots a fresh guest.  The variants take turns within each
 repetition, so that a slow spell of the machine hits them alike.
 
@@ -28,10 +30,13 @@ import time
 from . import measure, report
 from .measure import GIB, KIB
 from .paths import ROOT, file_sha256, shell_line
+from .passes import ARM64_PAGE_KIB
 from .vm import VM, VMError
 
 VARIANTS = (("stock", "0"), ("stock", "1"), ("ours", "1"))
 PATHS = ("pc-dimm", "vmem-sbm", "vmem-bbm")
+# the arm64 set: pc-dimm on the kernels of each page size
+ARM64_PATHS = tuple(f"pc-dimm-{kib}k" for kib in ARM64_PAGE_KIB)
 SETS = {
     "main": {"variants": VARIANTS, "paths": PATHS, "kernels": {"ours": "main", "stock": "stock"},
              "title": "main config (THP: 2 MiB pageblocks)"},
@@ -39,15 +44,33 @@ SETS = {
     "nothp": {"variants": (("stock", "1"), ("stock", "force"), ("ours", "1")),
               "paths": ("pc-dimm",), "kernels": {"ours": "nothp", "stock": "stock-nothp"},
               "title": "config without THP and HUGETLB (4 MiB pageblocks)"},
+    # a kernel pair per path: the path is the page size
+    "arm64": {"variants": VARIANTS, "paths": ARM64_PATHS,
+              "kernels": {"ours": {f"pc-dimm-{k}k": f"arm64-{k}k" for k in ARM64_PAGE_KIB},
+                          "stock": {f"pc-dimm-{k}k": f"stock-arm64-{k}k"
+                                    for k in ARM64_PAGE_KIB}},
+              "title": "arm64 configs (4, 16 and 64 KiB pages)"},
 }
-PATH_TITLES = {"pc-dimm": "pc-dimm", "vmem-sbm": "virtio-mem SBM", "vmem-bbm": "virtio-mem BBM"}
+PATH_TITLES = {"pc-dimm": "pc-dimm", "vmem-sbm": "virtio-mem SBM", "vmem-bbm": "virtio-mem BBM",
+               **{f"pc-dimm-{k}k": f"pc-dimm, {k} KiB pages" for k in ARM64_PAGE_KIB}}
+# the guest of a path: (architecture, page size)
+PATH_GUEST = {f"pc-dimm-{k}k": ("arm64", k << 10) for k in ARM64_PAGE_KIB}
+
+
+def is_dimm(path):
+    return path == "pc-dimm" or path.startswith("pc-dimm-")
+
+
+def floor_pct(page_size=4096):
+    """The usable share memmap on memory leaves at the least: the memmap
+    takes 64 bytes of every page."""
+    return 100 * (1 - 64 / page_size)
 COST_GIB = (16, 64)
 # up to 512 GiB: its self-hosted memmap (8 GiB) is written, so the host
 # gives the guest that much RAM
 LADDER_GIB = (16, 32, 64, 128, 256, 512)
 GROW_GIB = 64
 TIMING_GIB = 4
-FLOOR_PCT = 100 * (1 - 64 / 4096)   # the memmap takes 64 bytes of every 4 KiB page
 GUEST_MIB = 256
 SHOWN_GIB = COST_GIB   # metric 1 and 2 columns
 # The guest's side of the timing, one agent command sent right after the
@@ -166,7 +189,9 @@ class Bench:
     def __init__(self, kernels, initrd, rundir, accel="tcg", repeat=3, timing_repeat=5,
                  paths=PATHS, log=print, variants=VARIANTS, samples_file=None, resume=False,
                  identity=None):
-        self.kernels = kernels          # {"stock": bzImage, "ours": bzImage}
+        # {"stock": bzImage, "ours": bzImage}, or per path (the arm64 set):
+        # {"stock": {path: Image}, "ours": {path: Image}}
+        self.kernels = kernels
         self.initrd = initrd
         self.rundir = rundir
         self.accel = accel
@@ -198,19 +223,23 @@ class Bench:
     def vm(self, variant, path, size_gib, tag, online=False):
         append = f"memory_hotplug.memmap_on_memory={variant[1]}"
         kw = {}
-        if path != "pc-dimm" or online:
+        if not is_dimm(path) or online:
             # virtio-mem stops adding while 1 GiB of its memory is offline,
             # so its blocks are onlined as they come (pc-dimm: measured
             # offline, except for the timing)
             append += " memhp_default_state=online_movable"
-        if path != "pc-dimm":
+        if not is_dimm(path):
             if path == "vmem-bbm":
                 append += " virtio_mem.force_bbm=1"
             kw["virtio_mem"] = [{"id": "vm0", "size": f"{size_gib}G"}]
         name = f"{variant[0]}{variant[1]}-{path}-{size_gib}g-{tag}"
-        return VM(name, self.kernels[variant[0]], self.initrd, os.path.join(self.rundir, name),
+        kernel = self.kernels[variant[0]]
+        if isinstance(kernel, dict):
+            kernel = kernel[path]
+        target, page_size = PATH_GUEST.get(path, ("x86_64", 4096))
+        return VM(name, kernel, self.initrd, os.path.join(self.rundir, name),
                   append=append, mem_mib=GUEST_MIB, accel=self.accel,
-                  maxmem_gib=max(300, size_gib + 64), **kw)
+                  maxmem_gib=max(300, size_gib + 64), target=target, page_size=page_size, **kw)
 
     def keep(self, kind, variant, path, s):
         """Log the sample and append it to the samples file."""
@@ -249,7 +278,7 @@ class Bench:
         out = {"ok": False, "size_gib": size_gib, "tag": tag}
         try:
             with vm:
-                if path == "pc-dimm":
+                if is_dimm(path):
                     r = measure.hotadd(vm, size, zone="online_movable",
                                        timeout=add_timeout(size_gib))
                     if r["online_blocks"] != len(r["blocks"]):
@@ -290,7 +319,7 @@ class Bench:
             with vm:
                 want = measure.online_count(vm) + size // measure.block_size(vm)
                 t0 = time.monotonic()
-                if path == "pc-dimm":
+                if is_dimm(path):
                     measure.add_dimm(vm, "d0", size)
                 else:
                     measure.request_virtio_mem(vm, "vm0", size)
@@ -315,7 +344,7 @@ class Bench:
                 self.log(f"# cost: {g} GiB, repetition {rep + 1} of {self.repeat}")
                 for v, p in keys:
                     cost[(v, p, g)].append(
-                        self.sample(v, p, g, f"r{rep}", shrink=p != "pc-dimm" and g == GROW_GIB))
+                        self.sample(v, p, g, f"r{rep}", shrink=not is_dimm(p) and g == GROW_GIB))
         ladders = {}
         for v, p in keys:
             # the cost sizes are ladder points already, with all their samples
@@ -350,7 +379,7 @@ def summarize(keys, cost, ladders, timing):
             row[f"usable_{g}"] = spread(ok_values(ss, "usable_pct"))
             row[f"failed_{g}"] = verdict(ss)
             row[f"n_{g}"] = len(ss)
-        if p != "pc-dimm":
+        if not is_dimm(p):
             ss = cost[(v, p, GROW_GIB)]
             row["grow_s_per_gib"] = spread(ok_values(ss, "seconds_per_gib"))
             row["shrink_s_per_gib"] = spread(ok_values(ss, "shrink_seconds_per_gib"))
@@ -384,6 +413,13 @@ def table(out, head, lines):
                                      [dict(enumerate(cells)) for cells in lines]).rstrip("\n"))
 
 
+def floors(rows):
+    """The usable-share floor of the rows' page sizes, as the report says it."""
+    pages = sorted({PATH_GUEST.get(r["path"], ("x86_64", 4096))[1] for r in rows})
+    return "; ".join(f"1 - 64/{p} = {floor_pct(p):.2f} %"
+                     + (f" with {p >> 10} KiB pages" if len(pages) > 1 else "") for p in pages)
+
+
 def markdown(rows, info, commands, repeat, timing_repeat, title=SETS["main"]["title"]):
     out = [f"Kernels built with the {title}. "
            f"Run of {info['date']} on {info['host']}; {info['qemu']}, accel {info['accel']}; "
@@ -394,11 +430,12 @@ def markdown(rows, info, commands, repeat, timing_repeat, title=SETS["main"]["ti
            f"repetitions of each add, {timing_repeat} of the timing; every repetition runs, "
            "and a cell names the failures among them.\n"]
     out.append("### 1-2. Boot memory consumed and usable share\n")
-    out.append("Boot memory consumed: free memory before the add minus after it (pc-dimm: "
-               "blocks still offline; virtio-mem: blocks onlined to ZONE_MOVABLE as they come, "
-               "because the driver stops adding while 1 GiB of its memory is offline), per GiB "
-               "added.  Usable: MemTotal gained over the size added, after onlining; the floor "
-               f"is 1 - 64/4096 = {FLOOR_PCT:.2f} %.\n")
+    how = ("pc-dimm: blocks still offline; virtio-mem: blocks onlined to ZONE_MOVABLE as "
+           "they come, because the driver stops adding while 1 GiB of its memory is offline"
+           if any(not is_dimm(r["path"]) for r in rows) else "blocks still offline")
+    out.append(f"Boot memory consumed: free memory before the add minus after it ({how}), per "
+               "GiB added.  Usable: MemTotal gained over the size added, after onlining; the "
+               f"floor is {floors(rows)}.\n")
     head = ["variant", "path"]
     for g in SHOWN_GIB:
         head += [f"KiB/GiB at {g} GiB", f"usable % at {g} GiB"]
@@ -419,7 +456,7 @@ def markdown(rows, info, commands, repeat, timing_repeat, title=SETS["main"]["ti
             f"{r['largest_gib']} GiB" if r["largest_gib"] else "none",
             f"{r['next_failed']['size_gib']} GiB: {r['next_failed']['why']}"
             if r["next_failed"] else "none failed"] for r in rows])
-    if any(r["path"] != "pc-dimm" for r in rows):
+    if any(not is_dimm(r["path"]) for r in rows):
         out.append(f"\n### 4. virtio-mem: 256 MiB -> {GROW_GIB} GiB -> 0 plugged, "
                    "online_movable\n")
         table(out, ["variant", "path", "grow (s/GiB)", "shrink (s/GiB)",
@@ -428,12 +465,13 @@ def markdown(rows, info, commands, repeat, timing_repeat, title=SETS["main"]["ti
                 fmt_spread(r["grow_s_per_gib"], 2, total=r[f"n_{GROW_GIB}"],
                            failed=r[f"failed_{GROW_GIB}"]),
                 fmt_spread(r["shrink_s_per_gib"], 2), fmt_spread(r["returned_pct"], 3)]
-               for r in rows if r["path"] != "pc-dimm"])
+               for r in rows if not is_dimm(r["path"])])
     ref = rows[0]["timing_ref"]
     out.append(f"\n### 5. Seconds to add and online per GiB ({TIMING_GIB} GiB), "
                f"ratio to {ref} in the same run\n")
-    out.append("One clock, the host's: from the QMP command (device_add, or the virtio-mem "
-               "request) until the guest answers that every block is online (the guest "
+    vmem = any(not is_dimm(r["path"]) for r in rows)
+    out.append("One clock, the host's: from the QMP command (device_add"
+               + (", or the virtio-mem request" if vmem else "") + ") until the guest answers that every block is online (the guest "
                "onlines them itself, memhp_default_state=online_movable; one agent command "
                "waits in the guest until their state files say online, nothing else "
                "runs meanwhile).  "
@@ -461,7 +499,7 @@ def chart(path, rows, title=SETS["main"]["title"]):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    paths = [p for p in PATHS if any(r["path"] == p for r in rows)]
+    paths = list(dict.fromkeys(r["path"] for r in rows))
     variants = list(dict.fromkeys(r["variant"] for r in rows))
     fig, axes = plt.subplots(1, 2, figsize=(14, 4.6), gridspec_kw={"width_ratios": [2, 1]})
     width = 0.8 / len(variants)
@@ -513,6 +551,13 @@ def chart(path, rows, title=SETS["main"]["title"]):
     plt.close(fig)
 
 
+def flat_kernels(kernels):
+    """{"ours": path} as it is; {"ours": {path: kernel}} as {"ours path": kernel}."""
+    return {(f"{who} {p}" if isinstance(k, dict) else who): x
+            for who, k in kernels.items()
+            for p, x in (k.items() if isinstance(k, dict) else [(None, k)])}
+
+
 def file_digest(path):
     """sha256 of a file, the first 16 hex digits (which kernel took a sample)."""
     return file_sha256(path)[:16]
@@ -524,8 +569,9 @@ def bench(kernels, initrd, rundir, accel, outdir, repeat, timing_repeat, paths, 
     folder); only that one rewrites the README.  `resume`: take over the
     samples an interrupted run of the same kernels left in samples.jsonl."""
     spec = SETS[set_name]
+    flat = flat_kernels(kernels)
     identity = {"set": set_name, "accel": accel,
-                "kernels": {k: file_digest(p) for k, p in sorted(kernels.items())}}
+                "kernels": {k: file_digest(p) for k, p in sorted(flat.items())}}
     try:
         b = Bench(kernels, initrd, rundir, accel, repeat, timing_repeat, paths,
                   variants=spec["variants"], samples_file=os.path.join(outdir, "samples.jsonl"),
@@ -537,7 +583,7 @@ def bench(kernels, initrd, rundir, accel, outdir, repeat, timing_repeat, paths, 
     rows, samples = b.run()
     info = report.machine()
     info.update(accel=accel, command=command, seconds=round(time.monotonic() - t0),
-                kernels={k: os.path.relpath(p, ROOT) for k, p in kernels.items()},
+                kernels={k: os.path.relpath(p, ROOT) for k, p in flat.items()},
                 kernel_digests=identity["kernels"], set=set_name,
                 runs=b.runs)
     md = markdown(rows, info, b.commands, repeat, timing_repeat, spec["title"])

@@ -55,10 +55,10 @@ def zoneinfo(vm):
     return parse_zoneinfo(vm.run("cat /proc/zoneinfo"))
 
 
-def zone_free(zones, node=None, movable=True):
+def zone_free(zones, node=None, movable=True, page_size=4096):
     """Free bytes of /proc/zoneinfo's zones, the per-CPU lists included."""
     return sum(z.get("free", 0) + z["pcp"] for (n, zone), z in zones.items()
-               if (node is None or n == node) and (movable or zone != "Movable")) * 4096
+               if (node is None or n == node) and (movable or zone != "Movable")) * page_size
 
 
 def free_bytes(vm, node=None, movable=True):
@@ -67,13 +67,13 @@ def free_bytes(vm, node=None, movable=True):
     wander between the buddy and the per-CPU lists.  Of one node if given;
     without ZONE_MOVABLE if not `movable`."""
     zones = parse_zoneinfo(vm.run("echo 1 >/proc/sys/vm/stat_refresh; cat /proc/zoneinfo"))
-    return zone_free(zones, node, movable)
+    return zone_free(zones, node, movable, vm.page_size)
 
 
 def managed_bytes(vm, node):
     """What a node contributes to MemTotal: its zones' managed pages."""
     zones = zoneinfo(vm)
-    return sum(z.get("managed", 0) for (n, _), z in zones.items() if n == node) * 4096
+    return sum(z.get("managed", 0) for (n, _), z in zones.items() if n == node) * vm.page_size
 
 
 def blocks(vm):
@@ -151,7 +151,7 @@ def snapshot(vm, reads=1, pause=0.2):
         zones_txt, rest = rest.split("@blocks", 1)
         blocks_txt, iomem_txt = rest.split("@iomem", 1)
         snap = parse_meminfo(head)
-        snap.update(Free=zone_free(parse_zoneinfo(zones_txt)),
+        snap.update(Free=zone_free(parse_zoneinfo(zones_txt), page_size=vm.page_size),
                     blocks=sorted(int(x) for x in blocks_txt.split()),
                     iomem=sorted(ln.strip() for ln in iomem_txt.splitlines() if ln.strip()),
                     exact_free=vm.exact_free)

@@ -6,18 +6,25 @@ import os
 from typing import NamedTuple
 
 from .paths import BUILD
-from .vm import TARGET
+from .vm import TARGETS
 INITRD = os.path.join(BUILD, "guest", "initrd.cpio")
 PEERS_INITRD = os.path.join(BUILD, "guest", "initrd-peers.cpio")
+# the same image for arm64 guests: Debian's arm64 busybox-static
+# (scripts/initramfs.sh -a arm64, make initramfs-arm64)
+INITRDS = {"x86_64": INITRD, "arm64": os.path.join(BUILD, "guest", "initrd-arm64.cpio")}
 
 
 class Kernel(NamedTuple):
     """configs: the fragments of configs/ merged onto tinyconfig, in order;
     tree: the kernel tree under build/ (stock: the untouched base, which
-    lacks the series' own options, hence built with --partial)."""
+    lacks the series' own options, hence built with --partial); arch: the
+    architecture (vm.TARGETS) it is built for and boots on; page_size: its
+    base page size in bytes."""
     configs: tuple
     tree: str = "linux"
     doc: str = ""
+    arch: str = "x86_64"
+    page_size: int = 4096
 
 
 KERNELS = {
@@ -30,6 +37,15 @@ KERNELS = {
     "stock-nothp": Kernel(("main", "nothp"), tree="stock",
                           doc="the base without the series, nothp config"),
 }
+# arm64, cross-built, one kernel per page size, and the base with each
+ARM64_PAGE_KIB = (4, 16, 64)
+for _kib in ARM64_PAGE_KIB:
+    KERNELS[f"arm64-{_kib}k"] = Kernel(("arm64", f"arm64-{_kib}k"), arch="arm64",
+                                       page_size=_kib << 10,
+                                       doc=f"arm64 with {_kib} KiB pages")
+    KERNELS[f"stock-arm64-{_kib}k"] = Kernel(("arm64", f"arm64-{_kib}k"), tree="stock",
+                                             arch="arm64", page_size=_kib << 10,
+                                             doc=f"the base, arm64 with {_kib} KiB pages")
 
 
 def kernel_dir(name):
@@ -38,7 +54,7 @@ def kernel_dir(name):
 
 def kernel_image(name):
     """Where `make kernel-NAME` (harness build NAME) puts the kernel."""
-    return os.path.join(kernel_dir(name), TARGET["image"])
+    return os.path.join(kernel_dir(name), TARGETS[KERNELS[name].arch]["image"])
 
 
 def kernel_config(name):
@@ -99,5 +115,24 @@ PASSES = {
                   lane=1,
                   doc="generic KASAN and kmemleak, small adds only"),
 }
+# arm64 under TCG, one pass per page size, booted through UEFI for ACPI's
+# DIMM hotplug.  Pageblocks are as large as a PMD (THP and HUGETLB): 2 MiB,
+# 32 MiB, and with 64 KiB pages 512 MiB, the whole memory block.  The base
+# hosts the memmap with 4 KiB pages only (its generic PMD rule).
+for _kib, _order in ((4, 9), (16, 11), (64, 13)):
+    PASSES[f"arm64-{_kib}k"] = Pass(
+        f"arm64-{_kib}k", stock=f"stock-arm64-{_kib}k", pageblock_order=_order,
+        base_hosts_memmap=_kib == 4,
+        doc=f"arm64 (virt, UEFI, ACPI) with {_kib} KiB pages")
+ARM64_PASSES = tuple(f"arm64-{kib}k" for kib in ARM64_PAGE_KIB)
 # make test runs these; make test-full all of PASSES, with the stock kernels
 TEST_PASSES = ("main", "debug", "nothp")
+
+
+def kernel_arch(name):
+    return KERNELS[name].arch
+
+
+def pass_kernel(pass_name):
+    """The Kernel a pass boots."""
+    return KERNELS[PASSES[pass_name].kernel]

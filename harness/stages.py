@@ -51,7 +51,8 @@ def build(names):
                 if subprocess.run([os.path.join(ROOT, "scripts", "stock.sh")]).returncode:
                     return False, "scripts/stock.sh failed"
                 stock_ready = True
-            cmd = [os.path.join(ROOT, "scripts", "build.sh"), "-o", kernel_dir(name)]
+            cmd = [os.path.join(ROOT, "scripts", "build.sh"), "-a", k.arch, "-o",
+                   kernel_dir(name)]
             for c in k.configs:
                 cmd += ["-c", c]
             if k.tree != "linux":
@@ -170,7 +171,7 @@ def check_pageblock_order(ctx, res, order):
     res.start("pageblock", ctx.label)
     with ctx.vm("pageblock") as vm:
         got = measure.pageblock_order(vm)
-    return res.check(f"pageblocks are {(4096 << order) >> 20} MiB (order {order})",
+    return res.check(f"pageblocks are {(ctx.page_size << order) >> 20} MiB (order {order})",
                      got == order, f"order {got}")
 
 

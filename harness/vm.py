@@ -16,13 +16,28 @@ from .paths import shell_line
 from .qmp import QMPClient
 from .wait import wait_until
 
-# What QEMU is told per target, as data.  x86_64, q35: with 2.75 GiB of RAM
-# or more, 2 GiB of it stays below 4 GiB and the rest goes above; the first
-# DIMM slot starts at the next GiB above that (QEMU 7.2, pc_memory_init).
+# What QEMU is told per target, as data.
+# x86_64, q35: with 2.75 GiB of RAM or more, 2 GiB of it stays below 4 GiB
+# and the rest goes above; the first DIMM slot starts at the next GiB above
+# that (QEMU 7.2, pc_memory_init).  The agent is on the second serial port.
+# arm64, virt: RAM starts at 1 GiB and the DIMM slots at the next GiB above
+# its end (QEMU 7.2, virt_set_memmap).  DIMM hotplug there is ACPI's (the
+# Generic Event Device), so the guest boots through UEFI (Debian's
+# qemu-efi-aarch64, -kernel through fw_cfg) and is told to use ACPI rather
+# than the device tree QEMU also gives it.  virt has one UART: the agent is
+# on a virtio console (/dev/hvc0).
 TARGETS = {
     "x86_64": {"qemu": "qemu-system-x86_64", "machine": "q35", "cpu": "max",
                "console": "ttyS0", "image": "arch/x86/boot/bzImage",
+               "agent": "/dev/ttyS1", "append": "",
+               "package": "qemu-system-x86",
                "lowmem_split_mib": 2816, "lowmem_mib": 2048},
+    "arm64": {"qemu": "qemu-system-aarch64", "machine": "virt", "cpu": "max",
+              "console": "ttyAMA0", "image": "arch/arm64/boot/Image",
+              "agent": "/dev/hvc0", "append": "acpi=force",
+              "package": "qemu-system-arm qemu-efi-aarch64",
+              "firmware": "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd",
+              "ram_base_mib": 1024},
 }
 TARGET = TARGETS["x86_64"]
 QEMU = TARGET["qemu"]
@@ -30,12 +45,22 @@ BASE_APPEND = f"console={TARGET['console']} panic=-1 printk.time=1 loglevel=7"
 KMEMLEAK = "/sys/kernel/debug/kmemleak"
 
 
+def base_append(target):
+    """The kernel command line every guest of `target` gets."""
+    t = TARGETS[target]
+    extra = f" agent={t['agent']} {t['append']}" if target != "x86_64" else ""
+    return f"console={t['console']} panic=-1 printk.time=1 loglevel=7{extra}"
+
+
 def dimm_base(mem_mib, target=TARGET):
     """Guest-physical address of the first DIMM of a guest with `mem_mib` of
-    RAM: the q35 layout rule above."""
+    RAM: the layout rules above."""
+    gib = 1 << 30
+    if "ram_base_mib" in target:
+        return -(-((target["ram_base_mib"] + mem_mib) << 20) // gib) * gib
     low = target["lowmem_mib"] if mem_mib >= target["lowmem_split_mib"] else mem_mib
     above = max(0, mem_mib - low)
-    return -(-((4 << 30) + (above << 20)) // (1 << 30)) * (1 << 30)
+    return -(-((4 << 30) + (above << 20)) // gib) * gib
 
 
 class VMError(Exception):
@@ -45,8 +70,12 @@ class VMError(Exception):
 class VM:
     def __init__(self, name, kernel, initrd, rundir, append="", mem_mib=256,
                  slots=8, maxmem_gib=300, smp=2, virtio_mem=(), numa_nodes=1, dimms=(),
-                 boot_timeout=180, accel="tcg", disks=(), kmemleak=False, exact_free=True):
+                 boot_timeout=180, accel="tcg", disks=(), kmemleak=False, exact_free=True,
+                 target="x86_64", page_size=4096):
         self.name = name
+        # the architecture QEMU emulates (TARGETS) and the kernel's page size
+        self.target = target
+        self.page_size = page_size
         self.kernel = kernel
         self.initrd = initrd
         self.rundir = rundir
@@ -77,19 +106,27 @@ class VM:
 
     # ---- life cycle -------------------------------------------------
     def command_line(self):
+        t = TARGETS[self.target]
         mem = f"{self.mem_mib}M"
         if self.slots:
             mem += f",slots={self.slots},maxmem={self.maxmem_gib}G"
-        args = [QEMU, "-accel", self.accel, "-M", TARGET["machine"], "-cpu", TARGET["cpu"],
+        args = [t["qemu"], "-accel", self.accel, "-M", t["machine"], "-cpu", t["cpu"],
                 "-smp", str(self.smp), "-m", mem,
-                "-nodefaults", "-display", "none", "-vga", "none", "-no-reboot",
-                "-kernel", self.kernel, "-initrd", self.initrd,
-                "-append", f"{BASE_APPEND} {self.append}".strip(),
-                "-chardev", f"file,id=con,path={self.console_path}",
-                "-serial", "chardev:con",
-                "-chardev", f"socket,id=agent,path={self.sock('agent')},server=on,wait=off",
-                "-serial", "chardev:agent",
-                "-qmp", f"unix:{self.sock('qmp')},server=on,wait=off"]
+                "-nodefaults", "-display", "none", "-no-reboot"]
+        if "firmware" in t:
+            args += ["-bios", t["firmware"]]
+        else:
+            args += ["-vga", "none"]
+        args += ["-kernel", self.kernel, "-initrd", self.initrd,
+                 "-append", f"{base_append(self.target)} {self.append}".strip(),
+                 "-chardev", f"file,id=con,path={self.console_path}",
+                 "-serial", "chardev:con",
+                 "-chardev", f"socket,id=agent,path={self.sock('agent')},server=on,wait=off"]
+        if t["agent"] == "/dev/hvc0":
+            args += ["-device", "virtio-serial-device", "-device", "virtconsole,chardev=agent"]
+        else:
+            args += ["-serial", "chardev:agent"]
+        args += ["-qmp", f"unix:{self.sock('qmp')},server=on,wait=off"]
         if self.numa_nodes > 1:
             args += ["-object", f"memory-backend-ram,id=boot-ram,size={mem.split(',')[0]}"]
             args += ["-numa", "node,nodeid=0,memdev=boot-ram"]
@@ -113,8 +150,11 @@ class VM:
         return os.path.join(self.rundir, f"{what}.sock")
 
     def start(self):
-        if shutil.which(QEMU) is None:
-            raise VMError(f"{QEMU} not found; run 'apt-get install qemu-system-x86'")
+        t = TARGETS[self.target]
+        if shutil.which(t["qemu"]) is None:
+            raise VMError(f"{t['qemu']} not found; run 'apt-get install {t['package']}'")
+        if "firmware" in t and not os.path.exists(t["firmware"]):
+            raise VMError(f"{t['firmware']} not found; run 'apt-get install {t['package']}'")
         for path in (self.kernel, self.initrd):
             if not os.path.exists(path):
                 raise VMError(f"{path} missing; run 'make kernel' first")

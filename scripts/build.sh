@@ -1,29 +1,42 @@
 #!/usr/bin/env bash
 # Build a kernel from build/linux out of tree.
-#   build.sh [-c CONFIG]... [-o OUTDIR] [-t TREE] [--partial]
-# Each -c names a fragment in configs/ (default: main).  The fragments are
+#   build.sh [-a ARCH] [-c CONFIG]... [-o OUTDIR] [-t TREE] [--partial]
+# -a: x86_64 (default) or arm64 (cross-built with Debian's
+# gcc-aarch64-linux-gnu).  Each -c names a fragment in configs/ (default:
+# main).  The fragments are
 # merged onto 'tinyconfig'; after 'olddefconfig' every option they set must
 # have survived, otherwise the build stops and names the ones that did not.
 # --partial (for building the series patch by patch): options whose symbol
 # the tree does not define yet are only listed.
 # -t builds another tree than build/linux (make kernel-stock: build/stock,
 # the untouched base).
-# Output: OUTDIR/arch/x86/boot/bzImage; full log in OUTDIR/build.log.
+# Output: OUTDIR/arch/x86/boot/bzImage (arm64: OUTDIR/arch/arm64/boot/Image);
+# full log in OUTDIR/build.log.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 configs=()
 out=
 partial=
+arch=x86_64
 while [ $# -gt 0 ]; do
 	case $1 in
+	-a) arch=$2; shift 2 ;;
 	-c) configs+=("$2"); shift 2 ;;
 	-o) out=$2; shift 2 ;;
 	-t) TREE=$(realpath -m "$2"); shift 2 ;;
 	--partial) partial=1; shift ;;
-	*) die "unknown argument '$1' (usage: build.sh [-c CONFIG]... [-o OUTDIR] [-t TREE] [--partial])" ;;
+	*) die "unknown argument '$1' (usage: build.sh [-a ARCH] [-c CONFIG]... [-o OUTDIR] [-t TREE] [--partial])" ;;
 	esac
 done
+case $arch in
+x86_64) karch=x86; cross=; target=bzImage; image=arch/x86/boot/bzImage ;;
+arm64)
+	karch=arm64; cross=aarch64-linux-gnu-; target=Image; image=arch/arm64/boot/Image
+	command -v ${cross}gcc >/dev/null ||
+		die "no ${cross}gcc; run 'apt-get install gcc-aarch64-linux-gnu'" ;;
+*) die "unknown architecture '$arch' (have: x86_64 arm64)" ;;
+esac
 [ ${#configs[@]} -gt 0 ] || configs=(main)
 [ -n "$out" ] || out=$BUILD/out/$(IFS=+; echo "${configs[*]}")
 out=$(realpath -m "$out")  # make -C changes directory: O= must be absolute
@@ -38,9 +51,9 @@ done
 mkdir -p "$out"
 log=$out/build.log
 : >"$log"
-cc=gcc
+cc=${cross}gcc
 if command -v ccache >/dev/null; then
-	cc="ccache gcc"
+	cc="ccache ${cross}gcc"
 	export CCACHE_BASEDIR=$ROOT CCACHE_NOHASHDIR=1
 	ccache -M 8G >/dev/null 2>&1 || true
 fi
@@ -50,7 +63,8 @@ fi
 export KBUILD_BUILD_TIMESTAMP="Thu Jan  1 00:00:00 UTC 2026" KBUILD_BUILD_USER=memmap-on-memory \
 	KBUILD_BUILD_HOST=build KBUILD_BUILD_VERSION=1
 kmake() {
-	make -C "$TREE" O="$out" CC="$cc" HOSTCC=gcc -j"$(nproc)" "$@" >>"$log" 2>&1
+	make -C "$TREE" O="$out" ARCH="$karch" CROSS_COMPILE="$cross" CC="$cc" HOSTCC=gcc \
+		-j"$(nproc)" "$@" >>"$log" 2>&1
 }
 
 say "configuring $out (tinyconfig + ${configs[*]})"
@@ -92,8 +106,8 @@ done
 [ ${#missing[@]} -eq 0 ] || die "options lost after olddefconfig: ${missing[*]}"
 [ ${#undefined[@]} -eq 0 ] || say "not in this tree yet: ${undefined[*]}"
 
-say "building bzImage (log: ${log#"$ROOT"/})"
-kmake bzImage &
+say "building $target (log: ${log#"$ROOT"/})"
+kmake "$target" &
 pid=$!
 start=$(date +%s)
 # progress on a terminal only: in a log (make test-full, where builds run
@@ -109,4 +123,4 @@ if ! wait "$pid"; then
 	grep -E 'error|Error' "$log" | head -20 >&2
 	die "kernel build failed; see $log"
 fi
-say "built $(du -h "$out/arch/x86/boot/bzImage" | cut -f1) bzImage in $(($(date +%s) - start))s"
+say "built $(du -h "$out/$image" | cut -f1) $target in $(($(date +%s) - start))s"

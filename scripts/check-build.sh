@@ -29,6 +29,9 @@
 #   arm64, ppc64le, riscv64
 #               each architecture's defconfig + configs/cross.config (+
 #               configs/cross-virtio-mem.config where virtio-mem exists)
+#   arm64-64k   arm64 as above with 64 KiB pages (configs/arm64-64k.config):
+#               the page size whose memory block is a single pageblock
+#               (16 KiB pages are built whole by make kernels-arm64)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 load_pin
@@ -48,9 +51,10 @@ declare -A CONF=(
 	[arm64]="arm64 defconfig cross cross-virtio-mem"
 	[ppc64le]="powerpc ppc64le_defconfig cross"
 	[riscv64]="riscv defconfig cross cross-virtio-mem"
+	[arm64-64k]="arm64 defconfig cross cross-virtio-mem arm64-64k"
 )
 ORDER=(debian no-hotplug no-hotremove no-numa no-memmap-on-memory no-kunit kasan i386 arm64 ppc64le
-	riscv64)
+	riscv64 arm64-64k)
 declare -A CROSS=([x86]="" [arm64]=aarch64-linux-gnu- [powerpc]=powerpc64le-linux-gnu-
 	[riscv]=riscv64-linux-gnu-)
 # The option that builds each object the series touches ("y": always).  A

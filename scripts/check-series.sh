@@ -9,7 +9,9 @@
 #                                 needs (patches/series: '# topic NAME; needs:');
 #                                 then build the main kernel there and run the
 #                                 scenarios that test NAME on it (--no-run:
-#                                 not those)
+#                                 not those).  Topic arm64: each step builds
+#                                 the arm64 kernel with 64 KiB pages, and the
+#                                 scenarios run on the three arm64 passes
 # Uses its own output directories so the main build stays warm.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -18,11 +20,12 @@ head=$(git -C "$TREE" rev-parse HEAD)
 restore() { git -C "$TREE" checkout -q -f series; }
 trap restore EXIT
 
-build_at() {  # build_at COMMIT OUT: ok/FAIL line; returns 1 on failure
-	local c=$1 subj msg
+build_at() {  # build_at COMMIT OUT [BUILD.SH ARGS]: ok/FAIL line; returns 1 on failure
+	local c=$1 out=$2 subj msg
+	shift 2
 	subj=$(git -C "$TREE" log -1 --format=%s "$c")
 	git -C "$TREE" checkout -q -f "$c"
-	if msg=$("$ROOT/scripts/build.sh" --partial -o "$2" 2>&1); then
+	if msg=$("$ROOT/scripts/build.sh" --partial -o "$out" "$@" 2>&1); then
 		echo "ok   $(git -C "$TREE" rev-parse --short "$c") $subj"
 	else
 		echo "FAIL $(git -C "$TREE" rev-parse --short "$c") $subj"
@@ -39,9 +42,15 @@ if [ "${1:-}" = --topic ]; then
 	'' | --no-run) ;;
 	*) die "unknown argument '$3' after --topic $name (--no-run)" ;;
 	esac
+	# what each step builds, and the passes of the scenarios on the tip
+	step=() passes=main image=initrd.cpio target=initramfs
+	if [ "$name" = arm64 ]; then
+		step=(-a arm64 -c arm64 -c arm64-64k)
+		passes=arm64-4k,arm64-16k,arm64-64k image=initrd-arm64.cpio target=initramfs-arm64
+	fi
 	# the scenarios need the guest image: say so now, not after the builds
-	[ -n "${3:-}" ] || [ -f "$BUILD/guest/initrd.cpio" ] ||
-		die "no $BUILD/guest/initrd.cpio for the scenarios: run 'make initramfs' (or --no-run)"
+	[ -n "${3:-}" ] || [ -f "$BUILD/guest/$image" ] ||
+		die "no $BUILD/guest/$image for the scenarios: run 'make $target' (or --no-run)"
 	mapfile -t chain <<<"$closure"
 	declare -A want=()
 	for t in "${chain[@]}"; do want[$t]=1; done
@@ -63,7 +72,7 @@ if [ "${1:-}" = --topic ]; then
 	tip=$(git -C "$TREE" rev-parse HEAD)
 	fail=0
 	for c in $(git -C "$TREE" rev-list --reverse "$tip~$n..$tip") ; do
-		build_at "$c" "$BUILD/out/check-series" || { fail=1; break; }
+		build_at "$c" "$BUILD/out/check-series${step[0]:+-arm64}" "${step[@]}" || { fail=1; break; }
 	done
 	[ "$fail" -eq 0 ] || die "topic $name does not build at every step on its prerequisites"
 	if [ -n "${3:-}" ]; then
@@ -78,11 +87,18 @@ if [ "${1:-}" = --topic ]; then
 	rm -rf "$tb/linux"
 	git -C "$TREE" worktree prune
 	git -C "$TREE" worktree add -q -f --detach "$tb/linux" "$tip"
-	# --partial: main.config's options that a later topic adds (the KUnit
-	# suites) are not there yet
-	BUILD=$tb "$ROOT/scripts/build.sh" --partial -o "$tb/out/main" >/dev/null ||
-		die "the main kernel does not build at the tip of $name; see $tb/out/main/build.log"
-	cd "$ROOT" && BUILD=$tb python3 -m harness run --no-build --passes main --topic "$name"
+	if [ "$passes" = main ]; then
+		# --partial: main.config's options that a later topic adds (the
+		# KUnit suites) are not there yet
+		BUILD=$tb "$ROOT/scripts/build.sh" --partial -o "$tb/out/main" >/dev/null ||
+			die "the main kernel does not build at the tip of $name; see $tb/out/main/build.log"
+	else
+		kernels=${passes//,/ }
+		# shellcheck disable=SC2086
+		(cd "$ROOT" && BUILD=$tb python3 -m harness build $kernels) >/dev/null ||
+			die "the kernels $kernels do not build at the tip of $name; see $tb/out/*/build.log"
+	fi
+	cd "$ROOT" && BUILD=$tb python3 -m harness run --no-build --passes "$passes" --topic "$name"
 	exit
 fi
 

@@ -73,11 +73,11 @@ def made_up_run(variants=bench.VARIANTS, paths=bench.PATHS):
     keys = [(v, p) for p in paths for v in variants]
     cost, ladders, timing = {}, {}, {}
     for v, p in keys:
-        good = v[0] == "ours" or (p == "pc-dimm" and v[1] == "1")
+        good = v[0] == "ours" or (bench.is_dimm(p) and v[1] == "1")
         flaky = v == ("stock", "1") and p == "vmem-sbm"
         for g in bench.COST_GIB:
             extra = ({"shrink_seconds_per_gib": 0.5, "returned_pct": 100.0}
-                     if p != "pc-dimm" else {})
+                     if not bench.is_dimm(p) else {})
             if good or (flaky and g == 16):
                 cost[(v, p, g)] = [ok(g, 30 + i, seconds=g / 8, **extra) for i in range(3)]
             elif flaky:
@@ -126,6 +126,24 @@ class SummaryTest(unittest.TestCase):
         with tempfile.TemporaryDirectory() as d:
             bench.chart(os.path.join(d, "bench.png"), rows)
             self.assertGreater(os.path.getsize(os.path.join(d, "bench.png")), 10000)
+
+    def test_arm64_set(self):
+        # a kernel pair per page size; every path is a pc-dimm one
+        rows, _ = bench.summarize(*made_up_run(paths=bench.ARM64_PATHS))
+        info = {"date": "d", "host": "h", "qemu": "q", "accel": "tcg", "command": "c"}
+        md = bench.markdown(rows, info, {}, 3, 5, bench.SETS["arm64"]["title"])
+        self.assertIn("1 - 64/65536 = 99.90 % with 64 KiB pages", md)
+        self.assertIn("1 - 64/4096 = 98.44 % with 4 KiB pages", md)
+        self.assertIn("| ours =1 | pc-dimm, 16 KiB pages |", md)
+        self.assertNotIn("virtio-mem", md)
+        kernels = {who: {p: f"{who}-{p}" for p in bench.ARM64_PATHS} for who in ("ours", "stock")}
+        b = bench.Bench(kernels, "initrd", "/tmp/r", log=lambda *a: None,
+                        paths=bench.ARM64_PATHS)
+        vm = b.vm(("stock", "1"), "pc-dimm-64k", 16, "r0")
+        self.assertEqual((vm.kernel, vm.target, vm.page_size),
+                         ("stock-pc-dimm-64k", "arm64", 65536))
+        self.assertEqual(bench.flat_kernels(kernels)["ours pc-dimm-4k"], "ours-pc-dimm-4k")
+        self.assertEqual(bench.flat_kernels({"ours": "a"}), {"ours": "a"})
 
     def test_samples_are_written_as_they_come(self):
         with tempfile.TemporaryDirectory() as d:

@@ -10,8 +10,9 @@ from tests.test_parsers import sample
 class FakeVM:
     """Answers every command with the same text."""
 
-    def __init__(self, text):
+    def __init__(self, text, page_size=4096):
         self.text = text
+        self.page_size = page_size
         self.commands = []
 
     def run(self, script, timeout=120, check=True):
@@ -46,6 +47,12 @@ class PerNodeTest(unittest.TestCase):
         vm = FakeVM(two_nodes())
         self.assertEqual(measure.managed_bytes(vm, 1), one)
         self.assertEqual(measure.managed_bytes(vm, 3), 0)
+
+    def test_pages_counted_in_the_guest_page_size(self):
+        # arm64 with 64 KiB pages: zoneinfo counts pages of 64 KiB
+        vm4, vm64 = FakeVM(two_nodes()), FakeVM(two_nodes(), page_size=65536)
+        self.assertEqual(measure.free_bytes(vm64), 16 * measure.free_bytes(vm4))
+        self.assertEqual(measure.managed_bytes(vm64, 0), 16 * measure.managed_bytes(vm4, 0))
 
 
 class BlockMemmapTest(unittest.TestCase):

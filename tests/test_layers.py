@@ -16,7 +16,7 @@ LAYERS = (
     ("vm",),
     ("measure", "results", "report", "passes"),
     ("scenarios.base", "bench", "demo"),
-    ("scenarios.admin", "scenarios.dimm", "scenarios.fault", "scenarios.peers",
+    ("scenarios.admin", "scenarios.arm64", "scenarios.dimm", "scenarios.fault", "scenarios.peers",
      "scenarios.pressure", "scenarios.reliability", "scenarios.selftests", "scenarios.vmem"),
     ("scenarios",),
     ("stages",),

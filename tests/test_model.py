@@ -30,6 +30,20 @@ class ModelTest(unittest.TestCase):
         self.assertEqual(model.usable_bytes(2 * GIB, 128 * MIB, "force"), 2 * GIB * 63 // 64)
         self.assertEqual(model.usable_bytes(2 * GIB, 128 * MIB, "0"), 2 * GIB)
 
+    def test_arm64_page_sizes(self):
+        # with base-page vmemmaps (no PMD rule): 32 pages of 16 KiB of a
+        # 128 MiB block, 8 pages of 64 KiB of a 512 MiB block
+        self.assertEqual(model.selfhosted_pages(128 * MIB, "1", 16 << 10, 0), 32)
+        self.assertEqual(model.selfhosted_pages(512 * MIB, "1", 64 << 10, 0), 8)
+        # under the generic PMD rule (32 MiB and 512 MiB PMDs): none
+        self.assertEqual(model.selfhosted_pages(128 * MIB, "1", 16 << 10, 32 * MIB), 0)
+        self.assertEqual(model.selfhosted_pages(512 * MIB, "1", 64 << 10, 512 * MIB), 0)
+        self.assertEqual(model.usable_bytes(2 * GIB, 512 * MIB, "1", 64 << 10, 0),
+                         2 * GIB - 4 * 8 * (64 << 10))
+        self.assertEqual(model.memmap_bytes(GIB, 64 << 10), MIB)
+        self.assertAlmostEqual(model.usable_floor(64 << 10), 0.9990234375)
+        self.assertAlmostEqual(model.usable_floor(), 63 / 64)
+
     def test_mode_from_param(self):
         self.assertEqual([model.mode_from_param(v) for v in ("Y\n", "N", "force")],
                          ["1", "0", "force"])

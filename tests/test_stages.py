@@ -14,11 +14,11 @@ import unittest
 from unittest import mock
 
 from harness import __main__ as cli, measure, parsers, stages, wait
-from harness.passes import KERNELS, PASSES, TEST_PASSES, kernel_image
+from harness.passes import ARM64_PASSES, INITRDS, KERNELS, PASSES, TEST_PASSES, kernel_image
 from harness.results import Results
 from harness.scenarios import SCENARIOS, Scenario, base
 from harness.paths import ROOT, series_topics, shell_line
-from harness.vm import VM, VMError, dimm_base
+from harness.vm import TARGETS, VM, VMError, dimm_base
 from tests.test_parsers import sample
 
 SAMPLES = os.path.join(ROOT, "tests", "samples")
@@ -33,7 +33,7 @@ class PlanTest(unittest.TestCase):
         return cli.parser().parse_args(["test", *argv])
 
     def test_every_scenario_on_its_declared_passes(self):
-        todo, why = cli.checked_plan(self.args("--passes", "main,debug,nothp,kasan"))
+        todo, why = cli.checked_plan(self.args("--passes", ",".join(PASSES)))
         self.assertIsNone(why)
         for name, sc in SCENARIOS.items():
             self.assertEqual({p for p, names in todo.items() if name in names}, set(sc.passes))
@@ -474,6 +474,41 @@ class QemuLayoutTest(unittest.TestCase):
         self.assertEqual(dimm_base(3072), 5 << 30)
         self.assertEqual(dimm_base(256), 4 << 30)
         self.assertEqual(dimm_base(2048), 4 << 30)
+
+    def test_arm64_virt(self):
+        # virt: RAM at 1 GiB, the DIMM slots at the next GiB after it
+        arm64 = TARGETS["arm64"]
+        self.assertEqual(dimm_base(256, arm64), 2 << 30)
+        self.assertEqual(dimm_base(4096, arm64), 5 << 30)
+        self.assertEqual(dimm_base(1536, arm64), 3 << 30)
+
+    def test_arm64_command_line(self):
+        vm = VM("t", "Image", "initrd", "/tmp/r", append="x=1", target="arm64",
+                page_size=65536)
+        args = vm.command_line()
+        self.assertEqual(args[0], "qemu-system-aarch64")
+        self.assertEqual(args[args.index("-M") + 1], "virt")
+        self.assertEqual(args[args.index("-bios") + 1], TARGETS["arm64"]["firmware"])
+        self.assertNotIn("-vga", args)
+        self.assertIn("virtconsole,chardev=agent", args)
+        append = args[args.index("-append") + 1].split()
+        self.assertIn("console=ttyAMA0", append)
+        self.assertIn("agent=/dev/hvc0", append)
+        self.assertIn("acpi=force", append)
+        self.assertEqual(append[-1], "x=1")
+        # x86-64 as before: the agent on the second serial port
+        x86 = VM("t", "bzImage", "initrd", "/tmp/r").command_line()
+        self.assertEqual(x86.count("-serial"), 2)
+        self.assertNotIn("agent=/dev/hvc0", x86[x86.index("-append") + 1])
+
+    def test_arm64_passes_boot_arm64_kernels_and_image(self):
+        for p in ARM64_PASSES:
+            ctx = base.Context(p, "/tmp/r")
+            self.assertEqual((ctx.arch, ctx.kernel.endswith("arch/arm64/boot/Image")),
+                             ("arm64", True))
+            self.assertEqual(ctx.initrd, INITRDS["arm64"])
+            self.assertEqual(KERNELS[PASSES[p].stock].tree, "stock")
+        self.assertEqual(base.Context("main", "/tmp/r").initrd, INITRDS["x86_64"])
 
 
 if __name__ == "__main__":

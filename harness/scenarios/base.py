@@ -6,7 +6,7 @@ import os
 from typing import Callable, NamedTuple
 
 from .. import parsers
-from ..passes import BUILD, INITRD, PASSES, PEERS_INITRD, kernel_image
+from ..passes import BUILD, INITRD, INITRDS, PASSES, PEERS_INITRD, kernel_image, pass_kernel
 from ..vm import VM
 
 ALL_PASSES = tuple(PASSES)
@@ -67,7 +67,11 @@ class Context:
                              else None)
         # the kernel tree with the series (kunit.py runs in it)
         self.tree = tree or os.path.join(BUILD, "linux")
-        self.initrd = initrd
+        # the architecture and page size of the pass's kernel; its guests
+        # boot the image of that architecture
+        self.arch = pass_kernel(pass_name).arch
+        self.page_size = pass_kernel(pass_name).page_size
+        self.initrd = INITRDS[self.arch] if initrd == INITRD else initrd
         self.rundir = rundir
         self.accel = accel
         self.soak_cycles = soak_cycles
@@ -93,6 +97,8 @@ class Context:
         kw.setdefault("kmemleak", self.pass_.kmemleak)
         kw.setdefault("exact_free", self.pass_.exact_free)
         append = f"{self.pass_.append} {append}".strip()
+        kw.setdefault("target", self.arch)
+        kw.setdefault("page_size", self.page_size)
         vm = VM(name, kernel or self.kernel, initrd or self.initrd,
                 os.path.join(self.rundir, name), append=append, accel=self.accel, **kw)
         return self.on_vm(vm) if self.on_vm else vm

@@ -7,6 +7,7 @@ import time
 
 from .. import measure, model, parsers
 from ..measure import GIB, KIB, MIB, wait_blocks
+from ..passes import ARM64_PASSES
 from ..vm import VMError
 from .base import VMEM_APPEND, check_console, free_compared, quarantine_skip, scenario
 
@@ -16,10 +17,13 @@ ZONES = ("online_kernel", "online_movable")
 
 # ---- soak ---------------------------------------------------------------
 def dimm_cycle(vm, n, zone):
+    """Two memory blocks: 256 MiB on x86-64, 1 GiB with arm64's 64 KiB
+    pages."""
     dev = f"s{n % 2}"
     b0 = measure.linked_blocks(vm)
-    measure.add_dimm(vm, dev, SOAK_SIZE)
-    new = measure.wait_new_blocks(vm, b0, SOAK_SIZE // measure.block_size(vm), timeout=60)
+    bs = measure.block_size(vm)
+    measure.add_dimm(vm, dev, 2 * bs)
+    new = measure.wait_new_blocks(vm, b0, 2, timeout=60)
     online_offline(vm, new, zone)
     measure.remove_dimm(vm, dev, timeout=60)
     wait_blocks(vm, b0)
@@ -157,22 +161,25 @@ def sc_soak(ctx, res):
 CYCLES = 100
 
 
-@scenario("cycles", f"memmap on memory: {CYCLES} cycles of a 256 MiB pc-dimm add, online "
+@scenario("cycles", f"memmap on memory: {CYCLES} cycles of a two-block pc-dimm add, online "
                     "(kernel and movable in turn), offline, remove: no leak, no splat",
           # the debug kernel runs the soak scenario instead; the KASAN pass
-          # (a debug kernel, about 3x slower) runs 20
-          passes=("main", "nothp", "kasan"),
-          sizes={"*": {"cycles": CYCLES}, "kasan": {"cycles": 20}},
+          # (a debug kernel, about 3x slower) runs 20, and so do the arm64
+          # passes.  arm64's ZONE_NORMAL starts at 4 GiB and its RAM at 1
+          # GiB: 4 GiB of RAM for 1 GiB of ZONE_NORMAL at boot
+          passes=("main", "nothp", "kasan") + ARM64_PASSES,
+          sizes={"*": {"cycles": CYCLES, "mem_mib": 3072}, "kasan": {"cycles": 20},
+                 **{p: {"cycles": 20, "mem_mib": 4096} for p in ARM64_PASSES}},
           skips=[quarantine_skip("cycles/dimm: free memory within 1 MiB at every cycle")],
-          topics=("pageblock",))
+          topics=("pageblock", "arm64"))
 def sc_cycles(ctx, res):
     """The soak's pc-dimm cycle on the kernel of the pass, for the memmap
     layouts of its configuration (on the nothp kernel: a memmap that ends
     inside a pageblock).  The debug kernel has the soak scenario."""
     name = "cycles"
     append = "memory_hotplug.memmap_on_memory=1 memhp_default_state=offline"
-    # 3 GiB for ZONE_NORMAL at boot, as in the soak
-    with ctx.vm(name, append, mem_mib=3072) as vm:
+    # 3 GiB for ZONE_NORMAL at boot, as in the soak (arm64: 4 GiB)
+    with ctx.vm(name, append, mem_mib=ctx.size("mem_mib")) as vm:
         # the mode is set and the kernel does not say it has no effect
         mode = vm.run("cat /sys/module/memory_hotplug/parameters/memmap_on_memory").strip()
         res.check(f"{name}: a block hot-added now hosts its memmap",
@@ -198,27 +205,32 @@ def page_flags(vm, pfn, count):
 
 @scenario("busy-offline", "memmap on memory: a block in ZONE_MOVABLE whose first pageblock "
                           "holds busy tmpfs pages after the memmap offlines, the pages migrate "
-                          "intact; the memmap pages stay", passes=("main", "debug", "nothp"),
-          topics=("pageblock",))
+                          "intact; the memmap pages stay",
+          passes=("main", "debug", "nothp") + ARM64_PASSES,
+          # 512 MiB: offlining migrates the block's ~126 MiB into DMA32,
+          # which must still have that much free after the fill spilled
+          # over (with 256 MiB the debug kernel's footprint left 2 MiB:
+          # offlining waited on); arm64's 64 KiB pages make the block 512
+          # MiB, a single pageblock
+          sizes={"*": {"mem_mib": 512}, **{p: {"mem_mib": 1536} for p in ARM64_PASSES}},
+          topics=("pageblock", "arm64"))
 def sc_busy_offline(ctx, res):
     name = "busy-offline"
-    size = 128 * MIB
     append = "memory_hotplug.memmap_on_memory=1 memhp_default_state=offline"
-    # 512 MiB: offlining migrates the block's ~126 MiB into DMA32, which
-    # must still have that much free after the fill spilled over (with
-    # 256 MiB the debug kernel's footprint left 2 MiB: offlining waited on)
-    with ctx.vm(name, append, mem_mib=512) as vm:
-        r = measure.hotadd(vm, size, zone="online_movable")
+    page = ctx.page_size
+    with ctx.vm(name, append, mem_mib=ctx.size("mem_mib")) as vm:
+        r = measure.hotadd(vm, measure.block_size(vm), zone="online_movable")
         (block,) = r["blocks"]
         bs = r["block_size"]
-        pfn = block * bs // model.PAGE_SIZE
+        pfn = block * bs // page
         memmap = int(vm.run(f"cat {measure.SYS_MEM}/memory{block}/memmap_on_memory_pages"))
         pb = 1 << measure.pageblock_order(vm)
-        res.check(f"{name}: the block hosts its memmap", memmap == model.selfhosted_pages(bs, "1"),
+        want = model.selfhosted_pages(bs, "1", page, model.memmap_pmd(page))
+        res.check(f"{name}: the block hosts its memmap", memmap == want,
                   f"{memmap} pages, pageblock {pb} pages")
         # ZONE_MOVABLE is the first choice of tmpfs pages: more than the
         # block holds fills it, down to its watermarks
-        fill = (bs - memmap * model.PAGE_SIZE) // MIB + 32
+        fill = (bs - memmap * page) // MIB + 32
         vm.run(f"mkdir -p {BUSY_DIR} && mount -t tmpfs -o size=100% busy {BUSY_DIR} && "
                f"dd if=/dev/urandom of={BUSY_DIR}/f bs=1M count={fill} 2>/dev/null && "
                f"md5sum {BUSY_DIR}/f > /md5", timeout=300)

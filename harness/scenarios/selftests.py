@@ -11,9 +11,9 @@ import sys
 from .. import measure, parsers
 from ..measure import AUTO_ONLINE, MIB
 from ..parsers import ktap_totals, parse_ktap
-from ..passes import KUNIT_BUILD_DIR
+from ..passes import ARM64_PASSES, KUNIT_BUILD_DIR
 from ..paths import shell_line
-from ..vm import TARGET, dimm_base
+from ..vm import TARGET, TARGETS, dimm_base
 from .base import check_console, scenario
 
 
@@ -50,23 +50,40 @@ KUNIT_ONCE = ("virtio_mem_sbm",)
 # zone the onlined pages go to the tail of the free lists and stay unused.
 KUNIT_MEM_MIB = 3072
 KUNIT_DIMM_ADDR = dimm_base(KUNIT_MEM_MIB)
+# arm64 (virt): RAM from 1 GiB on, ZONE_NORMAL from 4 GiB on, so 4 GiB of
+# RAM for 1 GiB of ZONE_NORMAL; the DIMM is one memory block, 512 MiB with
+# 64 KiB pages.  QEMU also describes a cold-plugged DIMM in the device tree
+# it gives the firmware, which may then report it as boot RAM: mem= keeps
+# the boot memory to the guest's RAM, so the DIMM is left for the test
+KUNIT_ARM64_MEM_MIB = 4096
+
+
+def kunit_guest(ctx):
+    """(RAM in MiB, the DIMM's address, its size, boot parameters) of the
+    kunit scenario's guest on the pass's architecture."""
+    if ctx.arch == "x86_64":
+        return KUNIT_MEM_MIB, KUNIT_DIMM_ADDR, 128 * MIB, ""
+    block = 512 * MIB if ctx.page_size == 64 << 10 else 128 * MIB
+    return (KUNIT_ARM64_MEM_MIB, dimm_base(KUNIT_ARM64_MEM_MIB, TARGETS[ctx.arch]), block,
+            f"mem={KUNIT_ARM64_MEM_MIB}M")
 
 
 @scenario("kunit", "KUnit at boot, per memmap_on_memory mode, with a cold-plugged DIMM "
-                   "left unadded for the hotplug cases", passes=("main", "debug", "nothp"),
-          topics=("admin",))
+                   "left unadded for the hotplug cases",
+          passes=("main", "debug", "nothp") + ARM64_PASSES, topics=("admin", "arm64"))
 def sc_kunit(ctx, res):
+    mem_mib, want_addr, dimm_size, extra = kunit_guest(ctx)
     for i, mode in enumerate(("1", "0", "force")):
         name = f"kunit-mode{mode}"
-        append = (f"acpi_no_memhotplug memory_hotplug_kunit.start={KUNIT_DIMM_ADDR:#x} "
-                  f"memory_hotplug.memmap_on_memory={mode}")
-        with ctx.vm(name, append, mem_mib=KUNIT_MEM_MIB, slots=2, maxmem_gib=8,
-                    dimms=[{"id": "kunit", "size": 128 * MIB}]) as vm:
+        append = (f"acpi_no_memhotplug memory_hotplug_kunit.start={want_addr:#x} "
+                  f"memory_hotplug.memmap_on_memory={mode} {extra}").strip()
+        with ctx.vm(name, append, mem_mib=mem_mib, slots=2, maxmem_gib=8,
+                    dimms=[{"id": "kunit", "size": dimm_size}]) as vm:
             addr = vm.qmp.execute("query-memory-devices")[0]["data"]["addr"]
             con = vm.console()
-        if addr != KUNIT_DIMM_ADDR:
+        if addr != want_addr:
             res.fail(f"{name}: DIMM at the address given to the test",
-                     f"QEMU put it at {addr:#x}, not {KUNIT_DIMM_ADDR:#x}")
+                     f"QEMU put it at {addr:#x}, not {want_addr:#x}")
             continue
         results = parse_ktap(con)
         if not results:
@@ -197,18 +214,7 @@ def sc_kselftest(ctx, res):
             auto = vm.run(f"cat {AUTO_ONLINE}").strip()
             res.check(f"{name}: auto_online_blocks as it was (online_movable)",
                       auto == "online_movable", auto)
-            with open(os.path.join(ctx.rundir, name, "kselftest.log"), "w") as f:
-                f.write(out)
-            results = parse_ktap(out)
-            if rc == 4:
-                res.skip(f"{name}: memmap_on_memory.sh", out.strip().splitlines()[-1])
-            elif not results:
-                res.fail(f"{name}: memmap_on_memory.sh printed KTAP results",
-                         f"exit {rc}: {out.strip()[-300:]}")
-            else:
-                record_ktap(res, name, results)
-                res.check(f"{name}: exit status agrees with its results",
-                          (rc == 0) == all(r["status"] != "fail" for r in results), f"exit {rc}")
+            judge_kselftest(ctx, res, name, rc, out)
             probed = sorted(set(after) - set(b0))
             res.check(f"{name}: the test added its own blocks with probe",
                       len(probed) >= 2 and "added with probe" in out,
@@ -221,6 +227,24 @@ def sc_kselftest(ctx, res):
             if mode == "1" and len(probed) >= 2:
                 kselftest_found_and_killed(vm, res, name, probed)
             check_console(res, name, vm)
+
+
+def judge_kselftest(ctx, res, name, rc, out, skip=True):
+    """One run of the kselftest: its output saved, each KTAP result one
+    test, and its exit status agreeing with them; exit 4 (it skipped) is a
+    skip where `skip` allows it, else a failure."""
+    with open(os.path.join(ctx.rundir, name, "kselftest.log"), "w") as f:
+        f.write(out)
+    results = parse_ktap(out)
+    if rc == 4 and skip:
+        res.skip(f"{name}: memmap_on_memory.sh", out.strip().splitlines()[-1])
+    elif not results or rc == 4:
+        res.fail(f"{name}: memmap_on_memory.sh printed KTAP results",
+                 f"exit {rc}: {out.strip()[-300:]}")
+    else:
+        record_ktap(res, name, results)
+        res.check(f"{name}: exit status agrees with its results",
+                  (rc == 0) == all(r["status"] != "fail" for r in results), f"exit {rc}")
 
 
 def kselftest_found_and_killed(vm, res, name, probed):
@@ -260,3 +284,40 @@ def kselftest_found_and_killed(vm, res, name, probed):
                   f"{' '.join(said)}; changed: {left or 'none'}; auto_online_blocks {now}")
 
 
+
+
+# arm64 has no probe interface: the kselftest takes the blocks of a DIMM
+# hot-added through ACPI and left offline
+KSELFTEST_ARM64_APPEND = "memhp_default_state=offline"
+
+
+@scenario("kselftest-found", "arm64: memory-hotplug/memmap_on_memory.sh, with =1 and =0, on "
+                             "the two blocks of a DIMM hot-added and left offline",
+          passes=ARM64_PASSES, topics=("tests", "arm64"))
+def sc_kselftest_found(ctx, res):
+    for mode in ("1", "0"):
+        name = f"kselftest-found-mode{mode}"
+        with ctx.vm(name, f"{KSELFTEST_ARM64_APPEND} memory_hotplug.memmap_on_memory={mode}",
+                    slots=2, maxmem_gib=8) as vm:
+            if vm.run(f"[ -x {KSELFTEST} ] && echo yes || echo no").strip() != "yes":
+                res.fail(f"{name}: {KSELFTEST} in the guest image",
+                         "missing: the series does not add it?")
+                continue
+            before = measure.linked_blocks(vm)
+            measure.add_dimm(vm, "ks", 2 * measure.block_size(vm))
+            added = measure.wait_new_blocks(vm, before, 2, timeout=120)
+            b0 = measure.blocks(vm)
+            offline = sorted(b for b, v in b0.items() if v["state"] == "offline")
+            res.check(f"{name}: the DIMM's 2 blocks are there, offline", offline == added,
+                      f"added {added}, offline blocks: {offline or 'none'}")
+            rc, out = vm.run(f"MAX_FOUND=2 {KSELFTEST}", timeout=600, check=False)
+            after = measure.blocks(vm)
+            # it has memory to test: a skip is a failure
+            judge_kselftest(ctx, res, name, rc, out, skip=False)
+            res.check(f"{name}: it took the 2 blocks it found offline",
+                      re.search(r"\b2 blocks of .* found offline", out) is not None,
+                      out.strip()[-200:])
+            changed = [b for b in after if after[b]["state"] != b0.get(b, {}).get("state")]
+            res.check(f"{name}: every block as the test found it", not changed,
+                      f"changed: {changed or 'none'}")
+            check_console(res, name, vm)
