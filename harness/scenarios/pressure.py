@@ -232,7 +232,7 @@ def slab_state_text(state):
 def sc_slab_add(ctx, res):
     name = "slab-add"
     ok, what, state, vm = slab_case(ctx, ctx.kernel, name)
-    if res.check(f"{name}: slab fills memory, free memory and page cache are less than the "
+    if res.check(f"{name}: slab fills memory, free memory and page cache are at most half the "
                  "memmap", slab_full(state), slab_state_text(state)):
         res.check(f"{name}: 4 GiB pc-dimm added and onlined with =0", ok, what)
     check_console(res, name, vm)
