@@ -298,6 +298,29 @@ def hotadd(vm, size, zone="online_movable", dev="d0", timeout=300, poll=0.5):
     }
 
 
+def offline_edges_first(vm, ids, zone="Movable", node=0, timeout=300):
+    """Offline the blocks `ids`, which must be all the zone holds, one at a
+    time: the first, then the last, then the next first, and so on, so that
+    each offline takes a block at an edge of the zone and makes the kernel
+    find the zone's new start or end.  After each, the zone must span exactly
+    the blocks still online.  Returns a list of (block, (start_pfn, spanned)
+    seen, (start_pfn, spanned) wanted), one per offline."""
+    per_block = block_size(vm) // vm.page_size
+    left, seen = sorted(ids), []
+    take_first = True
+    while left:
+        b = left.pop(0 if take_first else -1)
+        take_first = not take_first
+        set_blocks_state(vm, [b], "offline", timeout)
+        z = zoneinfo(vm).get((node, zone), {})
+        got = (z.get("start_pfn", 0), z.get("spanned", 0))
+        want = ((left[0] * per_block, (left[-1] + 1 - left[0]) * per_block)
+                if left else (0, 0))
+        # an empty zone keeps no start: only its span says it is empty
+        seen.append((b, got if left else (0, got[1]), want))
+    return seen
+
+
 def remove(vm, ids, dev="d0", timeout=300, offline=True):
     """Offline the blocks (unless they are), unplug the DIMM, wait until its
     blocks are gone; returns a settled snapshot."""

@@ -47,6 +47,8 @@ def parse_zoneinfo(text):
         if cur is None:
             continue
         parts = line.split()
+        if parts[:1] == ["start_pfn:"]:
+            parts[0] = "start_pfn"
         if len(parts) == 2 and parts[0] == "count:" and parts[1].isdigit():
             cur["pcp"] += int(parts[1])
             continue

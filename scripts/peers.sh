@@ -21,6 +21,7 @@ done
 hdr=$BUILD/out/headers
 if [ ! -f "$hdr/usr/include/linux/mman.h" ] || [ "$TREE/Makefile" -nt "$hdr/usr/include/linux/mman.h" ]; then
 	say "installing the UAPI headers into ${hdr#"$ROOT"/}"
+	mkdir -p "$BUILD/out"
 	make -C "$TREE" O="$hdr" headers >"$BUILD/out/headers.log" 2>&1 ||
 		die "make headers failed; see build/out/headers.log"
 fi

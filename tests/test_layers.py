@@ -90,7 +90,7 @@ class LayerTest(unittest.TestCase):
         mods = modules()
         self.assertIn("measure", harness_imports("bench", mods["bench"]))
         self.assertIn("scenarios.base", harness_imports("scenarios.dimm", mods["scenarios.dimm"]))
-        self.assertIn("vm", harness_imports("scenarios.dimm", mods["scenarios.dimm"]))
+        self.assertIn("vm", harness_imports("scenarios.base", mods["scenarios.base"]))
 
 
 def source(skip=()):

@@ -53,6 +53,9 @@ class ZoneinfoTest(unittest.TestCase):
         # watermarks, not the per-CPU lists' 'high:' lines
         d = z[(0, "DMA32")]
         self.assertEqual((d["min"], d["low"], d["high"]), (419, 523, 627))
+        # 'start_pfn:' has a colon, the counters do not
+        self.assertEqual(d["start_pfn"], 1)
+        self.assertEqual(z[(0, "Movable")]["start_pfn"], 1048576)
 
     def test_pcp_sum(self):
         text = ("Node 0, zone   Normal\n  pages free     10\n  pagesets\n    cpu: 0\n"

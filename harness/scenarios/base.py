@@ -5,9 +5,10 @@ passes it runs on, its sizes per pass and the skips it expects."""
 import os
 from typing import Callable, NamedTuple
 
-from .. import parsers
+from .. import measure, parsers
+from ..measure import GIB
 from ..passes import BUILD, INITRD, INITRDS, PASSES, PEERS_INITRD, kernel_image, pass_kernel
-from ..vm import VM
+from ..vm import VM, VMError
 
 ALL_PASSES = tuple(PASSES)
 
@@ -169,3 +170,40 @@ def check_console(res, name, vm, allow=()):
 
 def kib_per_gib(v):
     return f"{v / 1024:.1f} KiB/GiB"
+
+
+def big_dimm(ctx, res, name, mode, size=64 * GIB, timeout=300, reader=None, **vm_kw):
+    """One 64 GiB DIMM into a 256 MiB guest: returns (ok, how, numbers, vm).
+    `reader`: a guest command started before the add.  After a failed add
+    `how` ends with whether the guest still answers ("; guest answers").
+    `vm_kw`: for ctx.vm() (kernel, mem_mib, maxmem_gib, ...)."""
+    vm = ctx.vm(name, f"memory_hotplug.memmap_on_memory={mode}", **vm_kw)
+    with vm:
+        if reader:
+            vm.run(reader)
+        try:
+            r = measure.hotadd(vm, size, timeout=timeout)
+        except (VMError, OSError) as e:
+            problems = vm.problems()
+            kinds = sorted({k for k, _ in problems})
+            how = ("QEMU exited (guest panic)" if not vm.alive() else "add failed")
+            first = parsers.failure_marker(vm.step_console(), str(e).splitlines()[0])
+            how = f"{how}: {first}" + (f" [{', '.join(kinds)}]" if kinds else "")
+            if vm.alive():
+                try:
+                    answer = vm.run("echo alive", timeout=30, check=False)[1].strip()
+                except (VMError, OSError):
+                    answer = ""
+                how += "; guest answers" if answer == "alive" else "; guest does not answer"
+            return False, how, None, vm
+        if reader:
+            r["reader"] = vm.run("kill $(cat /tmp/reader.pid) && echo alive",
+                                 check=False)[1].strip()
+        return True, "added and onlined", r, vm
+
+
+def refused_before_memmap(console):
+    """Whether the kernel refused an add because its memmap cannot fit (admin
+    9/9), before any memmap was allocated."""
+    return (parsers.marked(console, "refused") is not None
+            and "vmemmap alloc failure" not in console)

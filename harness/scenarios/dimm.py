@@ -1,10 +1,9 @@
 """pc-dimm round trips in each memmap_on_memory mode, and the big add into a
 small guest: the one that panics without the series."""
 
-from .. import measure, model, parsers
+from .. import measure, model
 from ..measure import GIB, KIB, MIB
-from ..vm import VMError
-from .base import check_console, kib_per_gib, scenario
+from .base import big_dimm, check_console, kib_per_gib, refused_before_memmap, scenario
 
 
 def dimm_roundtrip(ctx, res, name, mode, size=2 * GIB):
@@ -64,35 +63,6 @@ def sc_dimm_force(ctx, res):
     dimm_roundtrip(ctx, res, "dimm-force", "force")
 
 
-def big_dimm(ctx, res, name, mode, size=64 * GIB, timeout=300, reader=None):
-    """One 64 GiB DIMM into a 256 MiB guest: returns (ok, how, numbers, vm).
-    `reader`: a guest command started before the add.  After a failed add
-    `how` ends with whether the guest still answers ("; guest answers")."""
-    vm = ctx.vm(name, f"memory_hotplug.memmap_on_memory={mode}")
-    with vm:
-        if reader:
-            vm.run(reader)
-        try:
-            r = measure.hotadd(vm, size, timeout=timeout)
-        except (VMError, OSError) as e:
-            problems = vm.problems()
-            kinds = sorted({k for k, _ in problems})
-            how = ("QEMU exited (guest panic)" if not vm.alive() else "add failed")
-            first = parsers.failure_marker(vm.step_console(), str(e).splitlines()[0])
-            how = f"{how}: {first}" + (f" [{', '.join(kinds)}]" if kinds else "")
-            if vm.alive():
-                try:
-                    answer = vm.run("echo alive", timeout=30, check=False)[1].strip()
-                except (VMError, OSError):
-                    answer = ""
-                how += "; guest answers" if answer == "alive" else "; guest does not answer"
-            return False, how, None, vm
-        if reader:
-            r["reader"] = vm.run("kill $(cat /tmp/reader.pid) && echo alive",
-                                 check=False)[1].strip()
-        return True, "added and onlined", r, vm
-
-
 @scenario("big-mode0", "64 GiB pc-dimm into 256 MiB with =0, in 10 fresh guests (3 on the "
                        "debug kernel): fails cleanly every time, no OOM kill, no panic",
           sizes={"*": {"tries": 10}, "debug": {"tries": 3}}, topics=("fixes",))
@@ -106,8 +76,7 @@ def sc_big0(ctx, res):
         # 256 MiB guest manage, so the add is refused before anything is
         # allocated (the base drains free memory, and an allocation racing
         # with it may OOM and panic)
-        stopped = (parsers.marked(con, "refused") is not None
-                   and "vmemmap alloc failure" not in con)
+        stopped = refused_before_memmap(con)
         good = (not ok and how.startswith("add failed") and how.endswith("; guest answers")
                 and stopped and not any(k in ("panic", "oom") for k, _ in vm.problems()))
         clean += good
