@@ -180,6 +180,23 @@ def differences(before, now, free_slack=256 * KIB):
     return out
 
 
+# A slab or per-CPU list refill moves free memory by a few pages from one
+# look to the next: 1 MiB covers it with 4 KiB pages; with 64 KiB pages it
+# moves by up to 2 MiB (measured: cycles on arm64-64k drifted between -256
+# and +2048 KiB, a removal came back 1984 KiB short), 48 pages covers it.
+FREE_SLACK_PAGES = 48
+
+
+def free_slack(page_size):
+    """How far free memory may move between two looks at the same state."""
+    return max(MIB, FREE_SLACK_PAGES * page_size)
+
+
+def free_slack_text(page_size):
+    s = free_slack(page_size)
+    return f"{s // MIB} MiB" if s % MIB == 0 else f"{s // KIB} KiB"
+
+
 # ---- blocks -----------------------------------------------------------
 def set_blocks_state(vm, ids, state, timeout=600):
     """Write state ('online_movable', 'online_kernel', 'online', 'offline')

@@ -168,6 +168,17 @@ def check_console(res, name, vm, allow=()):
                   + f" ({os.path.relpath(os.path.join(vm.rundir, 'kmemleak.txt'))})")
 
 
+def check_spans(res, name, spans):
+    """measure.offline_edges_first()'s spans: after each offline, the zone
+    spans exactly the blocks still online (pageblock 2/4: with a memmap
+    smaller than a subsection the base's walks left it off)."""
+    bad = [f"memory{b}: start_pfn {g[0]:#x} spanned {g[1]:#x}, want {w[0]:#x} {w[1]:#x}"
+           for b, g, w in spans if g != w]
+    res.check(f"{name}: offlining the blocks at the zone's edges, one by one, leaves "
+              "ZONE_MOVABLE spanning exactly the blocks still online",
+              not bad, "; ".join(bad[:2]) or f"{len(spans)} offlines")
+
+
 def kib_per_gib(v):
     return f"{v / 1024:.1f} KiB/GiB"
 

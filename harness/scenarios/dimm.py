@@ -3,7 +3,8 @@ small guest: the one that panics without the series."""
 
 from .. import measure, model
 from ..measure import GIB, KIB, MIB
-from .base import big_dimm, check_console, kib_per_gib, refused_before_memmap, scenario
+from .base import (big_dimm, check_console, check_spans, kib_per_gib, refused_before_memmap,
+                   scenario)
 
 
 def dimm_roundtrip(ctx, res, name, mode, size=2 * GIB):
@@ -34,7 +35,8 @@ def dimm_roundtrip(ctx, res, name, mode, size=2 * GIB):
         res.check(f"{name}: all {len(r['blocks'])} blocks online",
                   r["online_blocks"] == len(r["blocks"]) == size // bs,
                   f"{r['online_blocks']} online")
-        after = measure.remove(vm, r["blocks"])
+        check_spans(res, name, measure.offline_edges_first(vm, r["blocks"]))
+        after = measure.remove(vm, r["blocks"], offline=False)
         res.check(f"{name}: MemTotal back to its value before the add",
                   after["MemTotal"] == r["memtotal_before"],
                   f"{(after['MemTotal'] - r['memtotal_before']) // KIB:+d} KiB")

@@ -342,7 +342,7 @@ def sc_vmem_kernel(ctx, res):
 
 
 # CMA: cma_alloc() with no alignment asks alloc_contig_range() for ranges
-# that start inside a pageblock, which pageblock 1/3 teaches to tell from ranges
+# that start inside a pageblock, which pageblock 1/4 teaches to tell from ranges
 # that follow a self-hosted memmap.  That question is asked on any memory,
 # whatever memmap_on_memory says; CMA areas are boot memory.  Fill the guest
 # with tmpfs first so that the CMA area holds movable pages, then ask for
