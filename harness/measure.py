@@ -181,10 +181,12 @@ def differences(before, now, free_slack=256 * KIB):
 
 
 # A slab or per-CPU list refill moves free memory by a few pages from one
-# look to the next: 1 MiB covers it with 4 KiB pages; with 64 KiB pages it
-# moves by up to 2 MiB (measured: cycles on arm64-64k drifted between -256
-# and +2048 KiB, a removal came back 1984 KiB short), 48 pages covers it.
-FREE_SLACK_PAGES = 48
+# look to the next: 1 MiB covers it with 4 KiB pages.  With 64 KiB pages it
+# moves by up to 3 MiB, without a trend (measured 2026-12-06: 20 cycles on
+# arm64-64k drifted between -256 and +2048 KiB in one run, between -3136
+# and -1152 KiB in another; a removal came back 1984 KiB short): 64 pages
+# covers it.  A leak of 256 KiB per cycle still shows within 20 cycles.
+FREE_SLACK_PAGES = 64
 
 
 def free_slack(page_size):

@@ -105,14 +105,15 @@ def sc_arm64_dimm(ctx, res):
         return
     rs = roundtrip(ctx, res, f"{name}-stock-mode1", "1", kernel=ctx.stock_kernel)
     check_back(res, f"{name}-stock-mode1", rs, page)
-    # the base has no nr_memmap_on_memory_pages: it reads 0
+    # the base has no nr_memmap_on_memory_pages, and counts a self-hosted
+    # memmap in nr_memmap_pages (admin 7/9 counts it apart): MemTotal tells
+    # where the base's memmap is
     from_allocator = rs["memmap"]["nr_memmap_pages"][0]
     if ctx.pass_.base_hosts_memmap:
         res.check(f"{name}-stock-mode1: the base hosts the memmap too, as the series does",
-                  rs["memtotal_gain"] == r1["memtotal_gain"] and from_allocator == 0,
+                  rs["memtotal_gain"] == r1["memtotal_gain"],
                   f"base grew {rs['memtotal_gain'] // KIB} KiB, series "
-                  f"{r1['memtotal_gain'] // KIB} KiB; base's memmap from the page allocator: "
-                  f"{from_allocator} pages")
+                  f"{r1['memtotal_gain'] // KIB} KiB")
     else:
         res.check(f"{name}-stock-mode1: the base takes the memmap from the page allocator "
                   f"({page // KIB} KiB pages), the series from the blocks",
