@@ -114,15 +114,26 @@ def block_memmap(vm, ids):
     return got
 
 
+def block_ids(vm, cmd):
+    """The block numbers `cmd` lists.  An answer that is not a list of
+    numbers is the guest's failure (seen: a guest whose agent the OOM killer
+    had just killed answered 't7'), raised as VMError like any other."""
+    out = vm.run(cmd)
+    try:
+        return {int(x) for x in out.split()}
+    except ValueError:
+        raise VMError(f"the guest's list of memory blocks is garbled: {out[:80]!r}") from None
+
+
 def linked_blocks(vm):
-    return {int(x) for x in vm.run(LINKED_CMD).split()}
+    return block_ids(vm, LINKED_CMD)
 
 
 def present_blocks(vm):
     """Blocks that exist, linked to their node or not (the link is made
     after every block of a range exists, and a failure to make it is only
     logged)."""
-    return {int(x) for x in vm.run(PRESENT_CMD).split()}
+    return block_ids(vm, PRESENT_CMD)
 
 
 # ---- the snapshot -----------------------------------------------------

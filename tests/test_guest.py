@@ -1,6 +1,7 @@
 """Unit tests of the guest-side readings that only parse what the guest
 prints, with a stand-in for the VM."""
 
+import re
 import unittest
 
 from harness import measure, parsers
@@ -62,10 +63,6 @@ class BlockMemmapTest(unittest.TestCase):
         self.assertIn("memory2/memmap_on_memory_pages", vm.commands[0])
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class KasanPagingTest(unittest.TestCase):
     """The KASAN pass boots with 4-level paging (passes.PASSES), the others
     keep what the CPU model offers."""
@@ -104,3 +101,55 @@ class DisarmTest(unittest.TestCase):
         out = subprocess.run([sh, "sh", "-c", fault.DISARM_CMD.format(tids=gone)],
                              capture_output=True, text=True)
         self.assertEqual((out.returncode, out.stdout, out.stderr), (0, "", ""))
+
+
+class BlockIdsTest(unittest.TestCase):
+    def test_numbers(self):
+        self.assertEqual(measure.linked_blocks(FakeVM("8\n9\n10\n")), {8, 9, 10})
+
+    def test_garbled_answer_is_the_guests_failure(self):
+        # a guest whose agent the OOM killer had just killed answered 't7'
+        with self.assertRaises(measure.VMError):
+            measure.present_blocks(FakeVM("8\nt7\n"))
+
+
+class ZoneSpanVM:
+    """A guest whose ZONE_MOVABLE holds blocks 8 to 11 (128 MiB, 4 KiB
+    pages) and answers offline writes and /proc/zoneinfo; `skew` pages
+    added to the zone's start after an offline, as the base's zone shrinking
+    did with a memmap smaller than a subsection."""
+
+    def __init__(self, skew=0):
+        self.page_size = 4096
+        self.online = {8, 9, 10, 11}
+        self.skew = skew
+
+    def run(self, script, timeout=120, check=True):
+        if "block_size_bytes" in script:
+            return "8000000\n"
+        if "echo offline" in script:
+            self.online -= {int(b) for b in re.findall(r"memory(\d+)", script)}
+            return "SECONDS 1.0 2.0\n"
+        if "zoneinfo" in script:
+            per = 0x8000000 // 4096
+            start = min(self.online) * per + self.skew if self.online else 0
+            spanned = (max(self.online) + 1) * per - start if self.online else 0
+            return (f"Node 0, zone  Movable\n  pages free     0\n        spanned  {spanned}\n"
+                    f"  start_pfn:           {start}\n")
+        raise AssertionError(f"unexpected command {script!r}")
+
+
+class OfflineEdgesFirstTest(unittest.TestCase):
+    def test_order_and_exact_spans(self):
+        seen = measure.offline_edges_first(ZoneSpanVM(), [8, 9, 10, 11])
+        self.assertEqual([b for b, _, _ in seen], [8, 11, 9, 10])
+        self.assertTrue(all(got == want for _, got, want in seen), seen)
+        self.assertEqual(seen[-1][2], (0, 0))
+
+    def test_a_skewed_start_is_seen(self):
+        seen = measure.offline_edges_first(ZoneSpanVM(skew=8), [8, 9, 10, 11])
+        self.assertTrue(any(got != want for _, got, want in seen[:-1]), seen)
+
+
+if __name__ == "__main__":
+    unittest.main()
