@@ -333,21 +333,30 @@ def offline_edges_first(vm, ids, zone="Movable", node=0, timeout=300):
     time: the first, then the last, then the next first, and so on, so that
     each offline takes a block at an edge of the zone and makes the kernel
     find the zone's new start or end.  After each, the zone must span exactly
-    the blocks still online.  Returns a list of (block, (start_pfn, spanned)
-    seen, (start_pfn, spanned) wanted), one per offline."""
+    the blocks still online, and after the last it must be empty (spanned
+    and present 0).  Returns a list of (block, seen, wanted), one per
+    offline tried: (start_pfn, spanned) pairs, or for an offline that failed
+    seen is the error's first line, and the walk stops there."""
     per_block = block_size(vm) // vm.page_size
     left, seen = sorted(ids), []
     take_first = True
     while left:
         b = left.pop(0 if take_first else -1)
         take_first = not take_first
-        set_blocks_state(vm, [b], "offline", timeout)
-        z = zoneinfo(vm).get((node, zone), {})
-        got = (z.get("start_pfn", 0), z.get("spanned", 0))
         want = ((left[0] * per_block, (left[-1] + 1 - left[0]) * per_block)
                 if left else (0, 0))
-        # an empty zone keeps no start: only its span says it is empty
-        seen.append((b, got if left else (0, got[1]), want))
+        try:
+            set_blocks_state(vm, [b], "offline", timeout)
+        except VMError as e:
+            lines = [ln for ln in str(e).splitlines() if "error" in ln.lower()]
+            seen.append((b, f"offline failed: {(lines or [str(e)])[0].strip()}", want))
+            break
+        z = zoneinfo(vm).get((node, zone), {})
+        # an empty zone has no start_pfn line: its span and present pages
+        # say it is empty
+        got = ((z.get("start_pfn", 0), z.get("spanned", 0)) if left else
+               (0, z.get("spanned", 0) + z.get("present", 0)))
+        seen.append((b, got, want))
     return seen
 
 

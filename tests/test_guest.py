@@ -119,16 +119,22 @@ class ZoneSpanVM:
     added to the zone's start after an offline, as the base's zone shrinking
     did with a memmap smaller than a subsection."""
 
-    def __init__(self, skew=0):
+    def __init__(self, skew=0, busy=None):
         self.page_size = 4096
         self.online = {8, 9, 10, 11}
         self.skew = skew
+        self.busy = busy
 
     def run(self, script, timeout=120, check=True):
         if "block_size_bytes" in script:
             return "8000000\n"
         if "echo offline" in script:
-            self.online -= {int(b) for b in re.findall(r"memory(\d+)", script)}
+            blocks = {int(b) for b in re.findall(r"memory(\d+)", script)}
+            if self.busy in blocks:
+                raise measure.VMError(f"guest command failed (rc 1): {script}\n"
+                                      "sh: write error: Device or resource busy\n"
+                                      f"FAILED memory{self.busy}")
+            self.online -= blocks
             return "SECONDS 1.0 2.0\n"
         if "zoneinfo" in script:
             per = 0x8000000 // 4096
@@ -145,6 +151,11 @@ class OfflineEdgesFirstTest(unittest.TestCase):
         self.assertEqual([b for b, _, _ in seen], [8, 11, 9, 10])
         self.assertTrue(all(got == want for _, got, want in seen), seen)
         self.assertEqual(seen[-1][2], (0, 0))
+
+    def test_a_failed_offline_is_reported_and_ends_the_walk(self):
+        seen = measure.offline_edges_first(ZoneSpanVM(busy=9), [8, 9, 10, 11])
+        self.assertEqual([b for b, _, _ in seen], [8, 11, 9])
+        self.assertEqual(seen[-1][1], "offline failed: sh: write error: Device or resource busy")
 
     def test_a_skewed_start_is_seen(self):
         seen = measure.offline_edges_first(ZoneSpanVM(skew=8), [8, 9, 10, 11])

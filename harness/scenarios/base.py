@@ -169,10 +169,12 @@ def check_console(res, name, vm, allow=()):
 
 
 def check_spans(res, name, spans):
-    """measure.offline_edges_first()'s spans: after each offline, the zone
-    spans exactly the blocks still online (pageblock 2/4: with a memmap
-    smaller than a subsection the base's walks left it off)."""
-    bad = [f"memory{b}: start_pfn {g[0]:#x} spanned {g[1]:#x}, want {w[0]:#x} {w[1]:#x}"
+    """measure.offline_edges_first()'s spans: every offline succeeds, and
+    after each the zone spans exactly the blocks still online (pageblock
+    2/4: with a memmap smaller than a subsection the base's walks left it
+    off, and the next offline at that edge failed with EBUSY)."""
+    bad = [f"memory{b}: {g}" if isinstance(g, str) else
+           f"memory{b}: start_pfn {g[0]:#x} spanned {g[1]:#x}, want {w[0]:#x} {w[1]:#x}"
            for b, g, w in spans if g != w]
     res.check(f"{name}: offlining the blocks at the zone's edges, one by one, leaves "
               "ZONE_MOVABLE spanning exactly the blocks still online",
@@ -184,7 +186,8 @@ def kib_per_gib(v):
 
 
 def big_dimm(ctx, res, name, mode, size=64 * GIB, timeout=300, reader=None, **vm_kw):
-    """One 64 GiB DIMM into a 256 MiB guest: returns (ok, how, numbers, vm).
+    """One DIMM of `size` (64 GiB) into a small guest (256 MiB): returns
+    (ok, how, numbers, vm).
     `reader`: a guest command started before the add.  After a failed add
     `how` ends with whether the guest still answers ("; guest answers").
     `vm_kw`: for ctx.vm() (kernel, mem_mib, maxmem_gib, ...)."""
