@@ -300,6 +300,10 @@ def remove_dimm(vm, dev, timeout=120):
     vm.qmp.execute("object-del", id=f"mem-{dev}")
 
 
+class OnlineFailed(VMError):
+    """hotadd(): the blocks were added, but onlining them failed."""
+
+
 def hotadd(vm, size, zone="online_movable", dev="d0", timeout=300, poll=0.5):
     """Hot-add a pc-dimm, measure, online it.  Returns a dict of numbers.
     `poll`: seconds between looks for the new blocks (add_seconds is that
@@ -312,7 +316,10 @@ def hotadd(vm, size, zone="online_movable", dev="d0", timeout=300, poll=0.5):
     new = wait_new_blocks(vm, b0, size // bs, timeout, poll)
     add_s = time.monotonic() - t0
     added = settled(vm)
-    online_s = set_blocks_state(vm, new, zone, timeout)
+    try:
+        online_s = set_blocks_state(vm, new, zone, timeout)
+    except VMError as e:
+        raise OnlineFailed(str(e)) from e
     online = settled(vm)
     states = blocks(vm)
     return {

@@ -5,6 +5,7 @@ import re
 import unittest
 
 from harness import measure, parsers
+from harness.scenarios import base
 from tests.test_parsers import sample
 
 
@@ -160,6 +161,70 @@ class OfflineEdgesFirstTest(unittest.TestCase):
     def test_a_skewed_start_is_seen(self):
         seen = measure.offline_edges_first(ZoneSpanVM(skew=8), [8, 9, 10, 11])
         self.assertTrue(any(got != want for _, got, want in seen[:-1]), seen)
+
+
+class BigDimmLabelTest(unittest.TestCase):
+    """base.big_dimm() names what failed: the add, the online, or QEMU (and
+    says guest panic only when the console shows one)."""
+
+    class VM:
+        def __init__(self, alive, console=""):
+            self._alive, self._console = alive, console
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def alive(self):
+            return self._alive
+
+        def console(self):
+            return self._console
+
+        step_console = console
+
+        def problems(self):
+            return parsers.console_problems(self._console)
+
+        def run(self, script, timeout=120, check=True):
+            return 0, "alive\n"
+
+    class Ctx:
+        def __init__(self, vm):
+            self.made = vm
+
+        def vm(self, name, append="", **kw):
+            return self.made
+
+    def how(self, vm, error):
+        def failing_hotadd(*args, **kw):
+            raise error
+        real, measure.hotadd = measure.hotadd, failing_hotadd
+        try:
+            ok, how, numbers, _ = base.big_dimm(self.Ctx(vm), None, "t", "1")
+        finally:
+            measure.hotadd = real
+        self.assertFalse(ok)
+        self.assertIsNone(numbers)
+        return how
+
+    def test_online_failure_is_not_an_add_failure(self):
+        how = self.how(self.VM(True), measure.OnlineFailed("FAILED memory40"))
+        self.assertTrue(how.startswith("online failed: "), how)
+        self.assertTrue(how.endswith("; guest answers"), how)
+
+    def test_add_failure(self):
+        how = self.how(self.VM(True), measure.VMError("2 new blocks, want 512, after 300s"))
+        self.assertTrue(how.startswith("add failed: "), how)
+
+    def test_qemu_exit_is_a_panic_only_with_one_on_the_console(self):
+        panic = "Kernel panic - not syncing: System is deadlocked on memory\n"
+        how = self.how(self.VM(False, panic), measure.VMError("QEMU exited"))
+        self.assertTrue(how.startswith("QEMU exited (guest panic): "), how)
+        how = self.how(self.VM(False), measure.VMError("QEMU exited"))
+        self.assertTrue(how.startswith("QEMU exited: "), how)
 
 
 if __name__ == "__main__":

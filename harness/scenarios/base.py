@@ -200,7 +200,10 @@ def big_dimm(ctx, res, name, mode, size=64 * GIB, timeout=300, reader=None, **vm
         except (VMError, OSError) as e:
             problems = vm.problems()
             kinds = sorted({k for k, _ in problems})
-            how = ("QEMU exited (guest panic)" if not vm.alive() else "add failed")
+            if not vm.alive():
+                how = "QEMU exited" + (" (guest panic)" if "panic" in kinds else "")
+            else:
+                how = "online failed" if isinstance(e, measure.OnlineFailed) else "add failed"
             first = parsers.failure_marker(vm.step_console(), str(e).splitlines()[0])
             how = f"{how}: {first}" + (f" [{', '.join(kinds)}]" if kinds else "")
             if vm.alive():
