@@ -127,7 +127,7 @@ test: kernel kernel-debug kernel-nothp initramfs
 # kernel is built first, and its guests run while the other kernels build
 # and then while the other passes run (--build: one build at a time)
 test-full: check initramfs initramfs-arm64
-	@$(HARNESS) test --passes main,debug,nothp,kasan,arm64-4k,arm64-16k,arm64-64k --stock --lanes 2 --build $(SCENARIOS)
+	@$(HARNESS) test --passes main,debug,nothp,kasan,arm64-4k,arm64-16k,arm64-64k --stock --full --lanes 2 --build $(SCENARIOS)
 
 # some scenarios on some passes: only the kernels those need are built
 # (STOCK=1: and the stock kernels of those passes, compared with)

@@ -70,6 +70,9 @@ def parser():
     t.add_argument("--lanes", type=int, default=1, choices=(1, 2),
                    help="2: the KASAN pass runs next to the others, a guest in each lane "
                         "(make test-full)")
+    t.add_argument("--full", action="store_true",
+                   help="also the scenarios that run on some passes only in make test-full "
+                        "(the long ones: see harness list)")
     t.add_argument("--build", action="store_true",
                    help="build the kernels lane by lane: the KASAN lane's first, then its "
                         "guests run while the other lane builds (make test-full)")
@@ -145,7 +148,12 @@ def checked_plan(args):
     if nowhere:
         return None, "; ".join(f"{n} runs on {', '.join(SCENARIOS[n].passes)}, not on "
                                f"{args.passes}" for n in nowhere)
-    return stages.plan(names, [p for p in PASSES if p in passes]), None
+    todo = stages.plan(names, [p for p in PASSES if p in passes])
+    if args.cmd == "test" and not args.full:
+        # the long scenarios run there only in make test-full, unless named
+        todo = {p: [n for n in ns if n in args.scenarios or p not in SCENARIOS[n].full_only]
+                for p, ns in todo.items()}
+    return todo, None
 
 
 def run_plan(args, argv, unit):
@@ -242,7 +250,8 @@ def main(argv=None):
 
     if args.cmd == "list":
         for name, sc in SCENARIOS.items():
-            print(f"{name:18s} [{', '.join(sc.passes)}] {sc.doc}")
+            full = f" (on {', '.join(sc.full_only)}: make test-full only)" if sc.full_only else ""
+            print(f"{name:18s} [{', '.join(sc.passes)}]{full} {sc.doc}")
         return 0
     if args.cmd == "build":
         bad = [k for k in args.kernels if k not in KERNELS]

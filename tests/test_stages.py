@@ -33,14 +33,34 @@ class PlanTest(unittest.TestCase):
         return cli.parser().parse_args(["test", *argv])
 
     def test_every_scenario_on_its_declared_passes(self):
-        todo, why = cli.checked_plan(self.args("--passes", ",".join(PASSES)))
+        todo, why = cli.checked_plan(self.args("--passes", ",".join(PASSES), "--full"))
         self.assertIsNone(why)
         for name, sc in SCENARIOS.items():
             self.assertEqual({p for p, names in todo.items() if name in names}, set(sc.passes))
 
+    def test_make_test_leaves_the_long_ones_to_make_test_full(self):
+        todo, _ = cli.checked_plan(self.args("--passes", "main,debug,nothp"))
+        full, _ = cli.checked_plan(self.args("--passes", "main,debug,nothp", "--full"))
+        for p in todo:
+            self.assertEqual(set(full[p]) - set(todo[p]),
+                             {n for n in full[p] if p in SCENARIOS[n].full_only}, p)
+        self.assertNotIn("peers", todo["main"] + todo["nothp"])
+        self.assertNotIn("vmem-sbm-churn", todo["main"])
+        self.assertIn("vmem-sbm-churn", todo["debug"])
+        self.assertIn("peers", full["nothp"])
+        # named, it runs; and `harness run` runs it on every pass it declares
+        todo, _ = cli.checked_plan(self.args("--passes", "main", "peers"))
+        self.assertEqual(todo, {"main": ["peers"]})
+        todo, _ = cli.checked_plan(cli.parser().parse_args(["run", "--passes", "main"]))
+        self.assertIn("peers", todo["main"])
+
+    def test_full_only_names_passes_the_scenario_runs_on(self):
+        with self.assertRaisesRegex(ValueError, "full_only names debug"):
+            base.scenario("x", "x", passes=("main",), topics=("tests",), full_only=("debug",))
+
     def test_the_old_lists_in_one_place(self):
         # what NOTHP_SCENARIOS, KASAN_SCENARIOS and the debug flags said
-        todo, _ = cli.checked_plan(self.args("--passes", "main,debug,nothp,kasan"))
+        todo, _ = cli.checked_plan(self.args("--passes", "main,debug,nothp,kasan", "--full"))
         self.assertEqual(todo["kasan"], ["admin", "pgtable-fail", "fault-sweep", "cma", "soak",
                                          "cycles", "bad-input"])
         self.assertEqual(todo["nothp"], ["dimm-mode1", "dimm-force", "big-mode1", "kunit",

@@ -21,29 +21,37 @@ class Scenario(NamedTuple):
     sizes: dict
     skips: tuple
     topics: tuple
+    full_only: tuple = ()
 
 
 SCENARIOS = {}
 
 
-def scenario(name, doc, passes=("main", "debug"), sizes=None, skips=(), topics=()):
+def scenario(name, doc, passes=("main", "debug"), sizes=None, skips=(), topics=(), full_only=()):
     """Register a scenario.  `passes`: the passes it runs on (see
     passes.PASSES).  `sizes`: {"*": {key: value}, PASS: {key: value}}, what
     ctx.size(key) gives on each pass.  `skips`: (passes, check, reason) for
     each check it skips on purpose on those passes; those skips pass, any
     other skip fails the run (Results.expect_skips).  `topics`: the topic
     series of patches/ whose changes it tests (run --topic, make
-    check-series TOPIC=)."""
+    check-series TOPIC=).  `full_only`: the passes on which `harness test`
+    runs it only with --full (make test-full), to keep CI's make test
+    within its time; named on the command line, or through `harness run`,
+    it runs on every pass it declares."""
     unknown = [p for p in passes if p not in PASSES]
     unknown += [p for ps, _, _ in skips for p in ps if p not in PASSES]
     if unknown:
         raise ValueError(f"scenario {name}: unknown pass {', '.join(unknown)}")
+    stray = [p for p in full_only if p not in passes]
+    if stray:
+        raise ValueError(f"scenario {name}: full_only names {', '.join(stray)}, a pass it "
+                         "does not run on")
     if not topics:
         raise ValueError(f"scenario {name}: names no topic")
 
     def reg(fn):
         SCENARIOS[name] = Scenario(name, doc, fn, tuple(passes), dict(sizes or {}),
-                                   tuple(skips), tuple(topics))
+                                   tuple(skips), tuple(topics), tuple(full_only))
         return fn
     return reg
 

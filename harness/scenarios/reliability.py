@@ -503,7 +503,10 @@ def churn(vm, res, name, base, ids, requests):
 @scenario("vmem-sbm-churn", "virtio-mem SBM, =1, online_movable: 100 requests of -2 MiB and "
                             "back around 4 MiB, 20 around 260 and 300 MiB: no block removed "
                             "and re-added, no boot memory spent, each request met",
-          sizes={"*": {"requests": None}, "debug": {"requests": 10}}, topics=("virtio-mem-sbm",))
+          sizes={"*": {"requests": None}, "debug": {"requests": 10}}, topics=("virtio-mem-sbm",),
+          # make test: the debug pass's 10 requests (1 minute); all of them
+          # (4 minutes) in make test-full
+          full_only=("main",))
 def sc_vmem_sbm_churn(ctx, res):
     name = "vmem-sbm-churn"
     with ctx.vm(name, VMEM_APPEND, virtio_mem=[{"id": "vm0", "size": "4G"}]) as vm:
