@@ -6,12 +6,11 @@ only; the series (topic arm64) with every page size."""
 from .. import measure, model, parsers
 from ..measure import GIB, KIB, MIB
 from ..passes import ARM64_PASSES
-from .base import (big_dimm, check_console, check_spans, kib_per_gib, refused_before_memmap,
-                   scenario)
+from .base import (big_dimm, check_console, check_memmap_back, check_memmap_source, check_spans,
+                   counters_moved, kib_per_gib, memmap_counters, refused_before_memmap, scenario)
 
 SIZE = 2 * GIB
 MEM_MIB = 256
-MEMMAP_COUNTERS = ("nr_memmap_pages", "nr_memmap_on_memory_pages")
 
 
 def roundtrip(ctx, res, name, mode, kernel=None):
@@ -21,23 +20,23 @@ def roundtrip(ctx, res, name, mode, kernel=None):
     numbers of measure.hotadd() with: hosted ({block:
     memmap_on_memory_pages}, None where the kernel has no such file), spans
     (measure.offline_edges_first()), after (a settled snapshot after the
-    remove), and no_effect (whether the kernel said the mode has no
-    effect)."""
+    remove), memmap and memmap_after (how far the memmap counters moved
+    after the add and after the remove), and no_effect (whether the kernel
+    said the mode has no effect)."""
     with ctx.vm(name, f"memory_hotplug.memmap_on_memory={mode}", kernel=kernel,
                 mem_mib=MEM_MIB, maxmem_gib=16, slots=2) as vm:
-        v0 = measure.vmstat(vm)
+        c0 = memmap_counters(vm)
         r = measure.hotadd(vm, SIZE)
-        v1 = measure.vmstat(vm)
+        c1 = memmap_counters(vm)
         r["hosted"] = measure.block_memmap(vm, r["blocks"])
         r["spans"] = measure.offline_edges_first(vm, r["blocks"])
         # a block that did not go offline cannot be removed: the spans say why
         offlined = not any(isinstance(got, str) for _, got, _ in r["spans"])
         r["after"] = measure.remove(vm, r["blocks"], offline=False) if offlined else None
-        v2 = measure.vmstat(vm)
-        # the memmap's pages as the kernel counts them: from the page
-        # allocator, and (the series only) inside the blocks
-        r["memmap"] = {k: (v1.get(k, 0) - v0.get(k, 0), v2.get(k, 0) - v0.get(k, 0))
-                       for k in MEMMAP_COUNTERS}
+        # the memmap's pages as the kernel counts them, after the add and
+        # after the remove
+        r["memmap"] = counters_moved(c0, c1)
+        r["memmap_after"] = counters_moved(c0, memmap_counters(vm))
         r["no_effect"] = "has no effect" in vm.console()
         check_console(res, name, vm)
     return r
@@ -50,9 +49,7 @@ def check_back(res, name, r, page_size):
     res.check(f"{name}: MemTotal back to its value before the add",
               r["after"]["MemTotal"] == r["memtotal_before"],
               f"{(r['after']['MemTotal'] - r['memtotal_before']) // KIB:+d} KiB")
-    left = {k: v[1] for k, v in r["memmap"].items() if v[1]}
-    res.check(f"{name}: the memmap counters back to their values before the add",
-              not left, f"{left} pages left" if left else "")
+    check_memmap_back(res, name, r["memmap_after"])
     # the memmap's own pages are counted exactly above
     res.check(f"{name}: free memory back within {measure.free_slack_text(page_size)}",
               abs(r["after"]["Free"] - r["free_before"]) <= measure.free_slack(page_size),
@@ -77,10 +74,8 @@ def sc_arm64_dimm(ctx, res):
     nblocks = SIZE // bs
     memmap = nblocks * model.memmap_pages(bs, page)
     per_block = model.selfhosted_pages(bs, "1", page, pmd)
-    added = {n: {k: v[0] for k, v in r["memmap"].items()} for n, r in (("0", r0), ("1", r1))}
-    res.check(f"{name}-mode0: the memmap ({memmap} pages) comes from the page allocator",
-              added["0"] == {"nr_memmap_pages": memmap, "nr_memmap_on_memory_pages": 0},
-              f"{added['0']}; boot memory {kib_per_gib(r0['consumed_per_gib'])}")
+    check_memmap_source(res, f"{name}-mode0", r0["memmap"], memmap, hosted=False,
+                        detail=f"; boot memory {kib_per_gib(r0['consumed_per_gib'])}")
     res.check(f"{name}-mode1: the kernel does not say memmap_on_memory has no effect",
               not r1["no_effect"],
               "it says so: see the console" if r1["no_effect"] else "it does not")
@@ -88,11 +83,9 @@ def sc_arm64_dimm(ctx, res):
               f"of {page // KIB} KiB)",
               per_block > 0 and set(r1["hosted"].values()) == {per_block},
               f"memmap_on_memory_pages {sorted(set(r1['hosted'].values()), key=str)}")
-    res.check(f"{name}-mode1: the memmap ({memmap} pages) comes from the blocks, none from "
-              "the page allocator",
-              added["1"] == {"nr_memmap_pages": 0, "nr_memmap_on_memory_pages": memmap},
-              f"{added['1']}; boot memory {kib_per_gib(r1['consumed_per_gib'])}, "
-              f"=0: {kib_per_gib(r0['consumed_per_gib'])}")
+    check_memmap_source(res, f"{name}-mode1", r1["memmap"], memmap, hosted=True,
+                        detail=f"; boot memory {kib_per_gib(r1['consumed_per_gib'])}, "
+                        f"=0: {kib_per_gib(r0['consumed_per_gib'])}")
     for mode, r in (("0", r0), ("1", r1)):
         want = model.usable_bytes(SIZE, bs, mode, page, pmd)
         res.check(f"{name}-mode{mode}: MemTotal grows by exactly {want // KIB} KiB",
@@ -112,7 +105,7 @@ def sc_arm64_dimm(ctx, res):
     # the base has no nr_memmap_on_memory_pages, and counts a self-hosted
     # memmap in nr_memmap_pages (admin 7/9 counts it apart): MemTotal tells
     # where the base's memmap is
-    from_allocator = rs["memmap"]["nr_memmap_pages"][0]
+    from_allocator = rs["memmap"]["nr_memmap_pages"]
     if ctx.pass_.base_hosts_memmap:
         res.check(f"{name}-stock-mode1: the base hosts the memmap too, as the series does",
                   rs["memtotal_gain"] == r1["memtotal_gain"],

@@ -189,6 +189,38 @@ def check_spans(res, name, spans):
               not bad, "; ".join(bad[:2]) or f"{len(spans)} offlines")
 
 
+# vmstat's counts of memmap pages (admin 7/9): from the page allocator, and
+# inside hot-added blocks that host their own
+MEMMAP_COUNTERS = ("nr_memmap_pages", "nr_memmap_on_memory_pages")
+
+
+def memmap_counters(vm):
+    v = measure.vmstat(vm)
+    return {k: v.get(k, 0) for k in MEMMAP_COUNTERS}
+
+
+def counters_moved(before, now):
+    return {k: now[k] - before[k] for k in MEMMAP_COUNTERS}
+
+
+def check_memmap_source(res, name, moved, memmap, hosted, detail=""):
+    """The counters `moved` by exactly the `memmap` pages of an add: inside
+    the blocks if `hosted`, else from the page allocator."""
+    want = {"nr_memmap_pages": 0 if hosted else memmap,
+            "nr_memmap_on_memory_pages": memmap if hosted else 0}
+    where = ("comes from the blocks, none from the page allocator" if hosted else
+             "comes from the page allocator")
+    res.check(f"{name}: the memmap ({memmap} pages) {where}", moved == want,
+              f"{moved}{detail}")
+
+
+def check_memmap_back(res, name, moved):
+    """After the remove: the counters as before the add."""
+    left = {k: v for k, v in moved.items() if v}
+    res.check(f"{name}: the memmap counters back to their values before the add",
+              not left, f"{left} pages left" if left else "")
+
+
 def kib_per_gib(v):
     return f"{v / 1024:.1f} KiB/GiB"
 

@@ -3,8 +3,8 @@ small guest: the one that panics without the series."""
 
 from .. import measure, model
 from ..measure import GIB, KIB, MIB
-from .base import (big_dimm, check_console, check_spans, kib_per_gib, refused_before_memmap,
-                   scenario)
+from .base import (big_dimm, check_console, check_memmap_back, check_memmap_source, check_spans,
+                   counters_moved, kib_per_gib, memmap_counters, refused_before_memmap, scenario)
 
 
 def dimm_roundtrip(ctx, res, name, mode, size=2 * GIB):
@@ -13,9 +13,15 @@ def dimm_roundtrip(ctx, res, name, mode, size=2 * GIB):
         got_mode = model.mode_from_param(measure.param(vm, "memmap_on_memory"))
         res.check(f"{name}: parameter reads back as {mode}", got_mode == mode, f"got {got_mode}")
         pb_pages = 1 << measure.pageblock_order(vm)
+        c0 = memmap_counters(vm)
         r = measure.hotadd(vm, size)
         bs = r["block_size"]
         per_block = model.selfhosted_pages(bs, mode)
+        # the memmap's pages as the kernel counts them: exact, where free
+        # memory moves by a slab or per-CPU list refill
+        memmap = len(r["blocks"]) * model.memmap_pages(bs)
+        check_memmap_source(res, name, counters_moved(c0, memmap_counters(vm)), memmap,
+                            hosted=mode != "0")
         if mode == "0":
             res.check(f"{name}: boot memory drops >= 15 MiB per GiB added",
                       r["consumed_per_gib"] >= 15 * MIB, kib_per_gib(r["consumed_per_gib"]))
@@ -41,6 +47,7 @@ def dimm_roundtrip(ctx, res, name, mode, size=2 * GIB):
             check_console(res, name, vm)
             return r
         after = measure.remove(vm, r["blocks"], offline=False)
+        check_memmap_back(res, name, counters_moved(c0, memmap_counters(vm)))
         res.check(f"{name}: MemTotal back to its value before the add",
                   after["MemTotal"] == r["memtotal_before"],
                   f"{(after['MemTotal'] - r['memtotal_before']) // KIB:+d} KiB")
