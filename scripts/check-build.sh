@@ -70,6 +70,7 @@ declare -A OBJ_OPT=(
 	[drivers/virtio/virtio_mem.o]=VIRTIO_MEM
 	[drivers/firmware/memmap.o]=FIRMWARE_MEMMAP
 	[arch/x86/mm/init_64.o]=X86_64
+	[arch/arm64/mm/mmu.o]=y
 	[arch/x86/mm/init.o]=y
 	[arch/x86/kernel/amd_gart_64.o]=GART_IOMMU
 	[arch/x86/mm/mem_encrypt_amd.o]=AMD_MEM_ENCRYPT
