@@ -25,6 +25,10 @@ objs=()
 files=()
 while IFS= read -r f; do
 	files+=("$f")
+	# Debian's config is x86's: another architecture's objects (arm64's
+	# mmu.c) are built, warnings checked, by check-build.sh's cross
+	# configurations, not run through sparse here
+	case $f in arch/x86/*) ;; arch/*) continue ;; esac
 	grep -qs "#include \"${f##*/}\"" "$TREE/${f%/*}"/*.c || objs+=("${f%.c}.o")
 done < <(git -C "$TREE" diff --name-only base HEAD -- '*.c' | grep -v '^tools/' || true)
 
